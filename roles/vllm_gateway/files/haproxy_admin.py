@@ -1,22 +1,63 @@
-# Prints the server names HAProxy runs in one backend, as a JSON list, read from
-# its admin socket ("show servers state <backend>").
+# Talks to HAProxy's admin socket.
+#   haproxy_admin.py SOCKET list BACKEND            JSON list of the backend's server names
+#   haproxy_admin.py SOCKET state BACKEND STATE SERVER...
+#                                                   set servers to ready, drain or maint;
+#                                                   prints the JSON list of servers changed
 import json
 import socket
 import sys
 
-sock_path, backend = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sock_path)
-s.sendall(("show servers state %s\n" % backend).encode())
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-names = []
-for line in data.decode().splitlines():
-    fields = line.split()
-    if len(fields) > 3 and not line.startswith("#") and fields[1] == backend:
-        names.append(fields[3])
-print(json.dumps(names))
+
+def command(sock_path, line):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    s.sendall((line + "\n").encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()
+
+
+def servers(sock_path, backend):
+    """Server name -> admin state bits (srv_admin_state) of one backend."""
+    result = {}
+    for line in command(sock_path, "show servers state %s" % backend).splitlines():
+        fields = line.split()
+        if len(fields) > 6 and not line.startswith("#") and fields[1] == backend:
+            result[fields[3]] = int(fields[6])
+    return result
+
+
+# srv_admin_state bits: 0x01 forced maintenance, 0x08 forced drain.
+STATE_BITS = {"ready": 0, "maint": 0x01, "drain": 0x08}
+
+
+def main(argv):
+    sock_path, action, backend = argv[1], argv[2], argv[3]
+    current = servers(sock_path, backend)
+    if action == "list":
+        print(json.dumps(sorted(current)))
+        return 0
+    state, names = argv[4], argv[5:]
+    unknown = [n for n in names if n not in current]
+    if unknown:
+        print("unknown servers in backend %s: %s" % (backend, ", ".join(unknown)), file=sys.stderr)
+        return 1
+    changed = []
+    for name in names:
+        if (current[name] & 0x09) != STATE_BITS[state]:
+            answer = command(sock_path, "set server %s/%s state %s" % (backend, name, state)).strip()
+            if answer:
+                print("HAProxy refused 'set server %s/%s state %s': %s" % (backend, name, state, answer), file=sys.stderr)
+                return 1
+            changed.append(name)
+    print(json.dumps(changed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
