@@ -1,0 +1,165 @@
+"""The grafana role on a systemd host, with the Grafana test double installed
+from the local signed apt repository, checked through Grafana's HTTP API."""
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from vllm_checks import unit_property, wait_for  # noqa: E402
+
+UNIT = "grafana-server.service"
+BASE = "http://127.0.0.1:3000"
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+
+# Requests run inside the host (no curl there); credentials travel in the
+# environment, never in argv.
+HTTP = r"""
+import base64, json, os, sys, urllib.request, urllib.error
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(url, method=method, data=body.encode() if body else None)
+req.add_header("Content-Type", "application/json")
+if os.environ.get("GF_T_TOKEN"):
+    req.add_header("Authorization", "Bearer " + os.environ["GF_T_TOKEN"])
+elif os.environ.get("GF_T_USER"):
+    cred = "%s:%s" % (os.environ["GF_T_USER"], os.environ.get("GF_T_PASS", ""))
+    req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
+try:
+    with urllib.request.urlopen(req, timeout=30) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode()}))
+except OSError as e:
+    print(json.dumps({"status": 0, "body": str(e)}))
+"""
+
+
+def api(host, path, token="", user="", password="", body=None, method=None):
+    method = method or ("POST" if body is not None else "GET")
+    payload = json.dumps(body) if body is not None else ""
+    cmd = host.run("GF_T_TOKEN=%s GF_T_USER=%s GF_T_PASS=%s python3 -c %s %s %s %s",
+                   token, user, password, HTTP, method, BASE + path, payload)
+    assert cmd.rc == 0, cmd.stderr
+    out = json.loads(cmd.stdout)
+    try:
+        return out["status"], json.loads(out["body"])
+    except ValueError:
+        return out["status"], out["body"]
+
+
+@pytest.fixture(scope="module")
+def admin_password():
+    with open(os.path.join(EPHEMERAL, "grafana_admin_password"), encoding="utf-8") as fh:
+        return fh.read().split()[0]
+
+
+@pytest.fixture(scope="module")
+def token_file(host):
+    return os.path.join(EPHEMERAL, "grafana-%s.token" % host.backend.get_hostname())
+
+
+@pytest.fixture(scope="module")
+def token(token_file):
+    with open(token_file, encoding="utf-8") as fh:
+        return fh.read().strip()
+
+
+def healthy(host):
+    status, body = api(host, "/api/health")
+    return status == 200 and body.get("database") == "ok"
+
+
+def test_installed_from_signed_repository_pinned_and_held(host):
+    pkg = host.package("grafana")
+    assert pkg.is_installed and pkg.version == "12.2.0+double"
+    assert "hold" in host.check_output("dpkg --get-selections grafana")
+    source = host.file("/etc/apt/sources.list.d/grafana.list").content_string
+    assert "[signed-by=/etc/apt/keyrings/grafana.asc]" in source and " stable main" in source
+    assert host.file("/etc/apt/keyrings/grafana.asc").contains("BEGIN PGP PUBLIC KEY BLOCK")
+    # apt verified the repository's signature (InRelease) when it installed the package
+    policy = host.check_output("apt-cache policy grafana")
+    assert "stable/main" in policy
+
+
+def test_service_runs_hardened_as_grafana(host):
+    assert host.service("grafana-server").is_enabled
+    assert unit_property(host, UNIT, "ActiveState") == "active"
+    assert unit_property(host, UNIT, "User") == "grafana"
+    pid = unit_property(host, UNIT, "MainPID")
+    assert pid != "0"
+    assert host.check_output("ps -o user= -p %s", pid).strip() == "grafana"
+    assert unit_property(host, UNIT, "ProtectSystem") == "strict"
+    assert unit_property(host, UNIT, "NoNewPrivileges") == "yes"
+    assert unit_property(host, UNIT, "PrivateTmp") == "yes"
+    assert unit_property(host, UNIT, "ProtectHome") == "yes"
+    assert unit_property(host, UNIT, "CapabilityBoundingSet") == ""
+    assert "/var/lib/grafana" in unit_property(host, UNIT, "ReadWritePaths")
+
+
+def test_config_files_hold_no_readable_secret(host, admin_password):
+    ini = host.file("/etc/grafana/grafana.ini")
+    assert ini.user == "root" and ini.group == "grafana" and ini.mode == 0o640
+    assert admin_password not in ini.content_string
+    assert "allow_sign_up = false" in ini.content_string
+    pw = host.file("/etc/grafana/admin_password")
+    assert pw.mode == 0o640 and pw.group == "grafana" and pw.user == "root"
+    state = host.file("/var/lib/grafana/grafana-double.json")
+    assert state.user == "grafana" and state.mode == 0o600
+
+
+def test_health(host):
+    status, body = api(host, "/api/health")
+    assert status == 200 and body["database"] == "ok" and body["version"] == "12.2.0"
+
+
+def test_admin_login(host, admin_password):
+    status, user = api(host, "/api/user", user="admin", password=admin_password)
+    assert status == 200 and user["login"] == "admin" and user["isGrafanaAdmin"] is True
+    assert api(host, "/api/user", user="admin", password="admin")[0] == 401
+
+
+def test_signup_and_anonymous_access_are_off(host):
+    status, body = api(host, "/api/user/signup", body={"email": "someone@example.com"})
+    assert status == 401 and body["message"] == "User signup is disabled"
+    assert api(host, "/api/search")[0] == 401
+
+
+def test_token_file_is_private_and_works(host, token_file, token):
+    mode = stat.S_IMODE(os.stat(token_file).st_mode)
+    assert mode == 0o600
+    assert token.startswith("glsa_")
+    status, me = api(host, "/api/user", token=token)
+    assert status == 200 and me["login"] == "sa-1-llmops-vllm"
+    assert api(host, "/api/search?limit=1", token=token)[0] == 200
+    assert api(host, "/api/search", token=token[:-1] + "x")[0] == 401
+
+
+def test_datasource(host, token):
+    status, ds = api(host, "/api/datasources/uid/prometheus", token=token)
+    assert status == 200, ds
+    assert ds["name"] == "Prometheus" and ds["type"] == "prometheus" and ds["access"] == "proxy"
+    assert ds["isDefault"] is True and ds["url"].endswith(":9090")
+    assert ds["jsonData"] == {"httpMethod": "POST", "timeInterval": "15s"}
+
+
+def test_dashboards_in_folder(host, token):
+    status, folder = api(host, "/api/folders/vllm", token=token)
+    assert status == 200 and folder["title"] == "vLLM"
+    status, hits = api(host, "/api/search?type=dash-db&folderUIDs=vllm", token=token)
+    assert status == 200
+    uids = {h["uid"] for h in hits}
+    assert {"vllm-fleet-overview", "vllm-instance-detail", "gpu-dcgm"} <= uids
+    status, dash = api(host, "/api/dashboards/uid/vllm-fleet-overview", token=token)
+    assert status == 200 and dash["meta"]["folderUid"] == "vllm" and dash["dashboard"]["panels"]
+
+
+def test_state_survives_restart(host, token):
+    before = api(host, "/api/dashboards/uid/vllm-fleet-overview", token=token)[1]["dashboard"]["version"]
+    host.run_test("systemctl restart grafana-server")
+    wait_for(lambda: healthy(host), 60, 1, "grafana-server to answer /api/health after a restart")
+    status, dash = api(host, "/api/dashboards/uid/vllm-fleet-overview", token=token)
+    assert status == 200 and dash["dashboard"]["version"] == before
+    assert api(host, "/api/datasources/uid/prometheus", token=token)[0] == 200

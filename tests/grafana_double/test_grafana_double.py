@@ -1,0 +1,559 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests of the Grafana test double: each starts a real server on a free port."""
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import grafana_double as gd  # noqa: E402 pylint: disable=wrong-import-position
+
+ADMIN_PASSWORD = "not-admin-3f9"
+
+
+def write_ini(tmp_path, extra=""):
+    ini = tmp_path / "grafana.ini"
+    ini.write_text(textwrap.dedent("""\
+        ; a comment as in the packaged grafana.ini
+        app_mode = production
+        [server]
+        http_addr = 127.0.0.1
+        http_port = 0
+        [paths]
+        data = {data}
+        provisioning = {prov}
+        [security]
+        admin_user = admin
+        admin_password = {pw}
+        [users]
+        allow_sign_up = false
+        """).format(data=tmp_path / "data", prov=tmp_path / "provisioning", pw=ADMIN_PASSWORD) + extra)
+    (tmp_path / "provisioning" / "datasources").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "provisioning" / "dashboards").mkdir(parents=True, exist_ok=True)
+    return str(ini)
+
+
+class Client:
+    def __init__(self, url, user="admin", password=ADMIN_PASSWORD, token=None):
+        self.url, self.user, self.password, self.token = url, user, password, token
+
+    def call(self, method, path, body=None, auth=True, headers=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if auth and self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        elif auth and self.user is not None:
+            cred = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
+            req.add_header("Authorization", "Basic " + cred)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw = resp.read()
+                status, hdrs = resp.status, resp.headers
+        except urllib.error.HTTPError as exc:
+            raw, status, hdrs = exc.read(), exc.code, exc.headers
+        ctype = hdrs.get("Content-Type", "")
+        return status, (json.loads(raw) if ctype.startswith("application/json") else raw.decode())
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path, body, **kw):
+        return self.call("POST", path, body, **kw)
+
+    def put(self, path, body, **kw):
+        return self.call("PUT", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("DELETE", path, **kw)
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = []
+
+    def start(extra_ini="", **kw):
+        ini = write_ini(tmp_path, extra_ini) if not os.path.exists(tmp_path / "grafana.ini") or extra_ini else \
+            str(tmp_path / "grafana.ini")
+        d = gd.GrafanaDouble(config_path=ini, homepath=str(tmp_path), **kw).start()
+        started.append(d)
+        return d, Client(d.url)
+    yield start
+    for d in started:
+        d.stop()
+
+
+def make_token(api, role="Admin", name="ansible"):
+    status, sa = api.post("/api/serviceaccounts", {"name": name, "role": role})
+    assert status == 201, sa
+    status, tok = api.post("/api/serviceaccounts/%d/tokens" % sa["id"], {"name": name + "-token"})
+    assert status == 200, tok
+    return sa, tok["key"]
+
+
+# ---------------------------------------------------------------- health, auth
+def test_health_is_public_and_pretty(server):
+    d, api = server()
+    req = urllib.request.urlopen(d.url + "/api/health", timeout=5)
+    raw = req.read().decode()
+    assert req.status == 200
+    assert req.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert json.loads(raw) == {"commit": "double", "database": "ok", "version": gd.VERSION}
+    assert raw.startswith('{\n  "commit"')
+
+
+def test_health_hides_version(server):
+    d, _ = server("[auth.anonymous]\nhide_version = true\n")
+    with urllib.request.urlopen(d.url + "/api/health", timeout=5) as resp:
+        assert json.loads(resp.read()) == {"database": "ok"}
+
+
+def test_basic_auth(server):
+    d, api = server()
+    status, user = api.get("/api/user")
+    assert status == 200 and user["login"] == "admin" and user["isGrafanaAdmin"] is True
+    status, body = Client(d.url, "admin", "admin").get("/api/user")
+    assert status == 401
+    assert body["messageId"] == "password-auth.failed" and body["message"] == "Invalid username or password"
+    status, body = api.get("/api/search", auth=False)
+    assert status == 401 and body["messageId"] == "auth.unauthorized"
+
+
+def test_login_session_cookie(server):
+    d, api = server()
+    status, body = api.post("/login", {"user": "admin", "password": "wrong"}, auth=False)
+    assert status == 401
+    req = urllib.request.Request(d.url + "/login", method="POST",
+                                 data=json.dumps({"user": "admin", "password": ADMIN_PASSWORD}).encode())
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        cookie = resp.headers["Set-Cookie"].split(";")[0]
+    status, user = api.get("/api/user", auth=False, headers={"Cookie": cookie})
+    assert status == 200 and user["login"] == "admin"
+
+
+def test_signup_disabled_and_enabled(server, tmp_path):
+    d, api = server()
+    status, body = api.post("/api/user/signup", {"email": "x@example.com"}, auth=False)
+    assert (status, body) == (401, {"message": "User signup is disabled"})
+    d.stop()
+    d2, api2 = server("[users]\nallow_sign_up = true\n")
+    assert api2.post("/api/user/signup", {"email": "x@example.com"}, auth=False)[0] == 200
+
+
+def test_anonymous_viewer(server):
+    d, api = server("[auth.anonymous]\nenabled = true\n")
+    assert api.get("/api/search", auth=False)[0] == 200
+    status, body = api.post("/api/dashboards/db", {"dashboard": {"title": "x"}}, auth=False)
+    assert status == 403 and body["title"] == "Access denied"
+
+
+def test_service_account_and_tokens(server):
+    d, api = server()
+    sa, key = make_token(api)
+    assert sa["login"] == "sa-1-ansible" and sa["role"] == "Admin" and sa["tokens"] == 0
+    assert key.startswith("glsa_") and len(key.split("_")[1]) == 32
+    tok = Client(d.url, token=key)
+    assert tok.get("/api/search")[0] == 200
+    status, me = tok.get("/api/user")
+    assert status == 200 and me["login"] == "sa-1-ansible"
+    # duplicate name
+    status, body = api.post("/api/serviceaccounts", {"name": "ansible", "role": "Admin"})
+    assert status == 400 and body["messageId"] == "serviceaccounts.ErrAlreadyExists"
+    # search finds it, token count
+    status, found = api.get("/api/serviceaccounts/search?query=ANSI")
+    assert status == 200 and found["totalCount"] == 1 and found["serviceAccounts"][0]["tokens"] == 1
+    status, tokens = api.get("/api/serviceaccounts/%d/tokens" % sa["id"])
+    assert [t["name"] for t in tokens] == ["ansible-token"] and "key" not in tokens[0]
+    # role defaults to Viewer; a viewer token cannot write
+    status, viewer = api.post("/api/serviceaccounts", {"name": "reader"})
+    assert status == 201 and viewer["role"] == "Viewer"
+    status, vt = api.post("/api/serviceaccounts/%d/tokens" % viewer["id"], {"name": "r"})
+    vapi = Client(d.url, token=vt["key"])
+    status, body = vapi.post("/api/dashboards/db", {"dashboard": {"title": "nope"}})
+    assert status == 403 and "dashboards:create" in body["message"]
+    status, body = vapi.post("/api/datasources", {"name": "p", "type": "prometheus", "access": "proxy"})
+    assert status == 403
+    # a viewer token cannot create an admin service account
+    assert vapi.post("/api/serviceaccounts", {"name": "esc", "role": "Admin"})[0] == 403
+    # bad, deleted and expired tokens
+    assert Client(d.url, token="glsa_nope_00000000").get("/api/search")[1]["messageId"] == "api-key.invalid"
+    status, tokens = api.get("/api/serviceaccounts/%d/tokens" % viewer["id"])
+    assert api.delete("/api/serviceaccounts/%d/tokens/%d" % (viewer["id"], tokens[0]["id"]))[0] == 200
+    assert vapi.get("/api/search")[0] == 401
+    status, short = api.post("/api/serviceaccounts/%d/tokens" % sa["id"], {"name": "short", "secondsToLive": 1})
+    time.sleep(1.2)
+    status, body = Client(d.url, token=short["key"]).get("/api/search")
+    assert status == 401 and body["messageId"] == "api-key.expired"
+    # unknown account
+    assert api.get("/api/serviceaccounts/999")[0] == 404
+    assert api.delete("/api/serviceaccounts/%d" % viewer["id"])[1] == {"message": "Service account deleted"}
+
+
+# ---------------------------------------------------------------- datasources
+PROM = {"name": "Prometheus", "type": "prometheus", "access": "proxy", "url": "http://prom:9090", "uid": "prom",
+        "jsonData": {"httpMethod": "POST"}, "secureJsonData": {"httpHeaderValue1": "s3cret"}}
+
+
+def test_datasource_crud(server):
+    d, api = server()
+    status, body = api.post("/api/datasources", PROM)
+    assert status == 200 and body["message"] == "Datasource added" and body["name"] == "Prometheus"
+    ds = body["datasource"]
+    assert ds["isDefault"] is True  # the first datasource becomes the default
+    assert ds["version"] == 1 and ds["readOnly"] is False
+    assert ds["secureJsonFields"] == {"httpHeaderValue1": True} and "secureJsonData" not in ds
+    assert "s3cret" not in json.dumps(api.get("/api/datasources/uid/prom")[1])
+    assert api.get("/api/datasources/name/Prometheus")[1]["uid"] == "prom"
+    assert api.get("/api/datasources/%d" % ds["id"])[1]["uid"] == "prom"
+    assert api.get("/api/datasources/id/Prometheus")[1] == {"id": ds["id"]}
+    status, listing = api.get("/api/datasources")
+    assert listing[0]["typeName"] == "Prometheus" and "version" not in listing[0]
+    # conflicts and bad input
+    assert api.post("/api/datasources", PROM)[1] == {"message": "data source with the same name already exists",
+                                                     "traceID": ""}
+    assert api.post("/api/datasources", dict(PROM, name="other"))[0] == 409
+    assert api.post("/api/datasources", {"name": "x", "type": "prometheus"})[1] == {"message": "bad request data"}
+    assert api.post("/api/datasources", dict(PROM, name="y", uid="bad uid!"))[1]["messageId"] == \
+        "datasource.uidInvalid"
+    # update: secure fields merged, version semantics
+    upd = {"name": "Prometheus", "type": "prometheus", "access": "proxy", "url": "http://prom2:9090",
+           "jsonData": {"httpMethod": "GET"}, "secureJsonData": {"basicAuthPassword": "pw"}, "version": 1}
+    status, body = api.put("/api/datasources/uid/prom", upd)
+    assert status == 200 and body["message"] == "Datasource updated"
+    assert body["datasource"]["secureJsonFields"] == {"basicAuthPassword": True, "httpHeaderValue1": True}
+    assert body["datasource"]["version"] == 2 and body["datasource"]["url"] == "http://prom2:9090"
+    status, body = api.put("/api/datasources/uid/prom", upd)  # stale version 1 < 2
+    assert status == 409 and body["message"].startswith("Datasource has already been updated")
+    status, body = api.put("/api/datasources/uid/prom", dict(upd, version=None))
+    assert status == 200 and body["datasource"]["version"] == 1  # omitted version: stored as 0 + 1
+    # second datasource, default moves
+    status, body = api.post("/api/datasources", {"name": "Other", "type": "loki", "access": "proxy",
+                                                 "isDefault": True})
+    assert body["datasource"]["isDefault"] is True
+    assert api.get("/api/datasources/uid/prom")[1]["isDefault"] is False
+    # delete
+    assert api.delete("/api/datasources/uid/prom")[1] == {"message": "Data source deleted", "id": ds["id"]}
+    assert api.get("/api/datasources/uid/prom") == (404, {"message": "Data source not found"})
+    assert api.delete("/api/datasources/name/Other")[0] == 200
+    assert api.get("/api/datasources/abc")[0] == 400
+
+
+def test_provisioned_datasource_is_read_only(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(gd, "PREFER_PYYAML", False)  # a target without PyYAML
+    write_ini(tmp_path)
+    monkeypatch.setenv("PROM_URL", "http://from-env:9090")
+    (tmp_path / "provisioning" / "datasources" / "ds.yaml").write_text(textwrap.dedent("""\
+        apiVersion: 1
+        datasources:
+          - name: Prom
+            type: prometheus
+            access: proxy
+            uid: prom-prov
+            url: $PROM_URL
+            isDefault: true
+            jsonData:
+              timeInterval: "15s"
+            secureJsonData:
+              basicAuthPassword: 'pa$$word'
+          - name: Editable
+            type: prometheus
+            url: http://x:9090
+            editable: true
+        """))
+    d, api = server()
+    status, ds = api.get("/api/datasources/uid/prom-prov")
+    assert ds["readOnly"] is True and ds["url"] == "http://from-env:9090" and ds["access"] == "proxy"
+    assert ds["jsonData"] == {"timeInterval": "15s"} and ds["secureJsonFields"] == {"basicAuthPassword": True}
+    body = dict(PROM, name="Prom")
+    assert api.put("/api/datasources/uid/prom-prov", body) == (403, {"message": "Cannot update read-only data source"})
+    assert api.delete("/api/datasources/uid/prom-prov") == (403, {"message": "Cannot delete read-only data source"})
+    assert api.get("/api/datasources/name/Editable")[1]["readOnly"] is False
+
+
+# ---------------------------------------------------------------- folders, dashboards
+def test_folders(server):
+    d, api = server()
+    status, f = api.post("/api/folders", {"uid": "vllm", "title": "vLLM"})
+    assert status == 200 and f["version"] == 1 and f["url"] == "/dashboards/f/vllm/vllm"
+    assert api.post("/api/folders", {"uid": "vllm", "title": "Again"})[0] == 409
+    assert api.post("/api/folders", {"title": " "})[0] == 400
+    assert api.get("/api/folders/nope") == (404, {"status": "not-found", "message": "folder not found"})
+    assert api.put("/api/folders/vllm", {"title": "vLLM 2", "version": 7})[1]["status"] == "version-mismatch"
+    status, f2 = api.put("/api/folders/vllm", {"title": "vLLM 2", "version": 1})
+    assert status == 200 and f2["version"] == 2 and f2["title"] == "vLLM 2"
+    assert api.put("/api/folders/vllm", {"title": "vLLM 3", "overwrite": True})[1]["version"] == 3
+    assert [x["uid"] for x in api.get("/api/folders")[1]] == ["vllm"]
+    api.post("/api/dashboards/db", {"dashboard": {"title": "in folder", "uid": "inf"}, "folderUid": "vllm"})
+    assert api.delete("/api/folders/vllm") == (200, {"message": "Folder deleted"})
+    assert api.get("/api/dashboards/uid/inf")[0] == 404  # a folder's dashboards go with it
+
+
+def test_dashboard_save_semantics(server):
+    d, api = server()
+    api.post("/api/folders", {"uid": "f1", "title": "F1"})
+    dash = {"title": "  vLLM fleet ", "uid": "fleet", "refresh": "1s", "panels": [], "tags": ["vllm"]}
+    status, body = api.post("/api/dashboards/db", {"dashboard": dash, "folderUid": "f1", "message": "first"})
+    assert status == 200
+    assert body == {"id": body["id"], "uid": "fleet", "url": "/d/fleet/vllm-fleet", "status": "success",
+                    "version": 1, "slug": "vllm-fleet", "folderUid": "f1"}
+    status, got = api.get("/api/dashboards/uid/fleet")
+    assert got["dashboard"]["title"] == "vLLM fleet" and got["dashboard"]["refresh"] == "5s"
+    assert got["dashboard"]["version"] == 1 and got["dashboard"]["id"] == body["id"]
+    meta = got["meta"]
+    assert meta["folderUid"] == "f1" and meta["folderTitle"] == "F1" and meta["provisioned"] is False
+    # same uid without version: 412 unless overwrite
+    status, body = api.post("/api/dashboards/db", {"dashboard": dash, "folderUid": "f1"})
+    assert (status, body) == (412, {"status": "version-mismatch",
+                                    "message": "The dashboard has been changed by someone else"})
+    assert api.post("/api/dashboards/db", {"dashboard": dict(dash, version=1), "folderUid": "f1"})[1]["version"] == 2
+    status, body = api.post("/api/dashboards/db", {"dashboard": dash, "overwrite": True})
+    assert status == 200 and body["version"] == 3 and "folderUid" not in body  # moved to General
+    assert api.get("/api/dashboards/uid/fleet")[1]["meta"]["folderTitle"] == "General"
+    versions = api.get("/api/dashboards/uid/fleet/versions")[1]["versions"]
+    assert [v["version"] for v in versions] == [3, 2, 1] and versions[-1]["message"] == "first"
+    # errors
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": ""}})[1]["status"] == "empty-name"
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": "x", "uid": "a" * 41}})[0] == 400
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": "x", "uid": "a b"}})[0] == 400
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": "x"}, "folderUid": "nope"}) == \
+        (400, {"message": "folder not found"})
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": "x", "id": 999}})[0] == 404
+    assert api.post("/api/dashboards/db", {"nodash": 1}) == (400, {"message": "bad request data"})
+    # 12.x: titles need not be unique
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": "vLLM fleet", "uid": "other"}})[0] == 200
+    # search
+    status, hits = api.get("/api/search?query=FLEET&type=dash-db")
+    assert {h["uid"] for h in hits} == {"fleet", "other"}
+    assert [h["uid"] for h in api.get("/api/search?tag=vllm")[1]] == ["fleet"]
+    assert [h["uid"] for h in api.get("/api/search?dashboardUIDs=other")[1]] == ["other"]
+    assert [h["type"] for h in api.get("/api/search")[1]][0] == "dash-folder"
+    # delete
+    status, body = api.delete("/api/dashboards/uid/fleet")
+    assert body == {"title": "vLLM fleet", "message": "Dashboard vLLM fleet deleted", "uid": "fleet"}
+    assert api.get("/api/dashboards/uid/fleet") == (404, {"message": "Dashboard not found", "traceID": ""})
+    assert api.delete("/api/dashboards/uid/f1")[0] == 400  # a folder uid
+
+
+def test_dashboard_unique_titles_before_11_3(server):
+    d, api = server("[test_double]\nunique_titles = true\n")
+    assert api.post("/api/dashboards/db", {"dashboard": {"title": "Same", "uid": "a"}})[0] == 200
+    status, body = api.post("/api/dashboards/db", {"dashboard": {"title": "same", "uid": "b"}})
+    assert (status, body["status"]) == (412, "name-exists")
+    status, body = api.post("/api/dashboards/db", {"dashboard": {"title": "Same", "uid": "b"}, "overwrite": True})
+    assert status == 200 and body["version"] == 2
+    assert api.post("/api/folders", {"title": "F"})[0] == 200
+    assert api.post("/api/folders", {"title": "F"})[0] == 409
+
+
+def test_import_with_inputs(server):
+    d, api = server()
+    api.post("/api/datasources", PROM)
+    dash = {"__inputs": [{"name": "DS_PROMETHEUS", "type": "datasource", "pluginId": "prometheus"}],
+            "__requires": [{"type": "grafana", "id": "grafana"}], "title": "Imported", "uid": "imp",
+            "panels": [{"datasource": {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, "title": "${KEEP}"}]}
+    inputs = [{"name": "DS_PROMETHEUS", "type": "datasource", "pluginId": "prometheus", "value": "prom"}]
+    status, body = api.post("/api/dashboards/import", {"dashboard": dash, "inputs": inputs, "overwrite": True})
+    assert status == 200 and body["imported"] is True and body["uid"] == "imp"
+    assert body["importedUrl"] == "/d/imp/imported"
+    stored = api.get("/api/dashboards/uid/imp")[1]["dashboard"]
+    assert "__inputs" not in stored and "__requires" not in stored
+    assert stored["panels"][0]["datasource"]["uid"] == "prom" and stored["panels"][0]["title"] == "${KEEP}"
+    status, body = api.post("/api/dashboards/import", {"dashboard": dash, "inputs": [], "overwrite": True})
+    assert status == 500 and api.get("/api/dashboards/uid/imp")[1]["dashboard"]["version"] == 1
+    assert api.post("/api/dashboards/import", {"inputs": []})[0] == 422
+
+
+def test_provisioned_dashboards(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(gd, "PREFER_PYYAML", False)
+    write_ini(tmp_path)
+    dash_dir = tmp_path / "dash"
+    dash_dir.mkdir()
+    (dash_dir / "fleet.json").write_text(json.dumps({"title": "Fleet", "uid": "prov-fleet", "panels": []}))
+    (dash_dir / "broken.json").write_text("{not json")
+    (tmp_path / "provisioning" / "dashboards" / "p.yaml").write_text(textwrap.dedent("""\
+        apiVersion: 1
+        providers:
+          - name: vllm
+            folder: vLLM
+            folderUid: vllm-folder
+            type: file
+            updateIntervalSeconds: 1
+            options:
+              path: {path}
+          - name: editable
+            allowUiUpdates: true
+            options:
+              path: {path2}
+        """).format(path=dash_dir, path2=tmp_path / "dash2"))
+    (tmp_path / "dash2").mkdir()
+    (tmp_path / "dash2" / "e.json").write_text(json.dumps({"title": "Editable", "uid": "ed"}))
+    d, api = server()
+    status, got = api.get("/api/dashboards/uid/prov-fleet")
+    assert status == 200 and got["meta"]["provisioned"] is True
+    assert got["meta"]["provisionedExternalId"] == "fleet.json" and got["meta"]["folderUid"] == "vllm-folder"
+    body = {"dashboard": dict(got["dashboard"]), "overwrite": True}
+    assert api.post("/api/dashboards/db", body) == (400, {"message": "Cannot save provisioned dashboard"})
+    assert api.delete("/api/dashboards/uid/prov-fleet")[1]["message"] == "provisioned dashboard cannot be deleted"
+    status, ed = api.get("/api/dashboards/uid/ed")
+    assert ed["meta"]["provisioned"] is False and ed["meta"]["provisionedExternalId"] == "e.json"
+    assert api.post("/api/dashboards/db", {"dashboard": ed["dashboard"]})[0] == 200
+    # file changes are picked up by the poller; removed files remove their dashboard
+    (dash_dir / "fleet.json").write_text(json.dumps({"title": "Fleet v2", "uid": "prov-fleet"}))
+    (dash_dir / "new.json").write_text(json.dumps({"title": "New", "uid": "prov-new"}))
+    deadline = time.time() + 15
+    while time.time() < deadline and api.get("/api/dashboards/uid/prov-new")[0] != 200:
+        time.sleep(0.3)
+    assert api.get("/api/dashboards/uid/prov-fleet")[1]["dashboard"]["title"] == "Fleet v2"
+    (dash_dir / "new.json").unlink()
+    deadline = time.time() + 15
+    while time.time() < deadline and api.get("/api/dashboards/uid/prov-new")[0] != 404:
+        time.sleep(0.3)
+    assert api.get("/api/dashboards/uid/prov-new")[0] == 404
+
+
+# ---------------------------------------------------------------- persistence, CLI, process
+def test_state_persists_and_admin_password_is_first_start_only(server, tmp_path):
+    d, api = server()
+    api.post("/api/datasources", PROM)
+    api.post("/api/dashboards/db", {"dashboard": {"title": "Keep", "uid": "keep"}})
+    sa, key = make_token(api)
+    d.stop()
+    # a changed admin_password in grafana.ini has no effect once the database exists (as in Grafana)
+    ini = tmp_path / "grafana.ini"
+    ini.write_text(ini.read_text().replace(ADMIN_PASSWORD, "changed-later"))
+    d2 = gd.GrafanaDouble(config_path=str(ini), homepath=str(tmp_path)).start()
+    try:
+        api2 = Client(d2.url)
+        assert api2.get("/api/datasources/uid/prom")[1]["secureJsonFields"] == {"httpHeaderValue1": True}
+        assert api2.get("/api/dashboards/uid/keep")[1]["dashboard"]["version"] == 1
+        assert Client(d2.url, token=key).get("/api/search")[0] == 200
+        assert Client(d2.url, "admin", "changed-later").get("/api/user")[0] == 401
+        state = tmp_path / "data" / gd.STATE_FILE
+        assert oct(state.stat().st_mode & 0o777) == "0o600"
+        assert ADMIN_PASSWORD not in state.read_text() and key not in state.read_text()
+        # grafana cli admin reset-admin-password, while the server runs
+        out = subprocess.run([sys.executable, os.path.join(HERE, "grafana_double.py"), "cli", "--config", str(ini),
+                              "--homepath", str(tmp_path), "admin", "reset-admin-password", "--password-from-stdin"],
+                             input="brand-new-pw\n", capture_output=True, text=True, check=True)
+        assert "successfully" in out.stdout
+        assert Client(d2.url, "admin", "brand-new-pw").get("/api/user")[0] == 200
+        assert api2.get("/api/user")[0] == 401
+    finally:
+        d2.stop()
+
+
+def test_process_cli_cfg_args_and_sigterm(tmp_path):
+    ini = write_ini(tmp_path)
+    port_ini = tmp_path / "grafana.ini"
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    port_ini.write_text(port_ini.read_text().replace("http_port = 0", "http_port = %d" % port)
+                        .replace("data = %s\n" % (tmp_path / "data"), ""))
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "grafana_double.py"), "server", "--config", ini,
+                             "--homepath", str(tmp_path), "--pidfile", str(tmp_path / "run" / "g.pid"),
+                             "--packaging=deb", "cfg:default.paths.data=%s" % (tmp_path / "vardata")],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/api/health" % port, timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("double did not start")
+        assert (tmp_path / "vardata" / gd.STATE_FILE).exists()
+        assert (tmp_path / "run" / "g.pid").read_text() == str(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+
+
+def test_version_flag():
+    out = subprocess.run([sys.executable, os.path.join(HERE, "grafana_double.py"), "--version"],
+                         capture_output=True, text=True, check=True)
+    assert gd.VERSION in out.stdout
+
+
+# ---------------------------------------------------------------- the YAML subset parser
+YAML_DOCS = [
+    """
+    apiVersion: 1
+    deleteDatasources:
+      - name: Old
+        orgId: 1
+    datasources:
+    - name: "Prom: main"   # comment
+      type: prometheus
+      url: http://h:9090/path#frag
+      isDefault: true
+      version: 2
+      ratio: 0.5
+      empty:
+      nothing: null
+      list: [a, "b c", 3, {k: v}]
+      map: {x: 1, y: [1, 2]}
+      jsonData:
+        httpHeaderName1: 'X-It''s'
+        nested:
+          - - 1
+            - 2
+          - k: v
+            k2: v2
+      secureJsonData:
+        tlsCACert: |
+          -----BEGIN CERTIFICATE-----
+          abc # not a comment
+          -----END CERTIFICATE-----
+        folded: >-
+          one
+          two
+    """,
+    """
+    providers:
+      - name: 'a'
+        options:
+          path: /var/lib/grafana/dashboards
+          foldersFromFilesStructure: false
+    """,
+    "---\nkey: value\nother: -1\n",
+]
+
+
+@pytest.mark.parametrize("doc", YAML_DOCS)
+def test_yaml_subset_matches_pyyaml(doc):
+    yaml = pytest.importorskip("yaml")
+    text = textwrap.dedent(doc)
+    assert gd.yaml_load(text, prefer_pyyaml=False) == yaml.safe_load(text)
+
+
+def test_yaml_subset_refuses_anchors():
+    with pytest.raises(gd.YamlError):
+        gd.yaml_load("a: &x 1\nb: *x\n", prefer_pyyaml=False)
+
+
+def test_config_env_and_interpolation(tmp_path):
+    ini = write_ini(tmp_path, "[server]\ndomain = example.org\n")
+    cfg = gd.Config(ini, str(tmp_path), environ={"GF_SERVER_HTTP_PORT": "4321"})
+    assert cfg.get("server", "http_port") == "4321"
+    assert cfg.get("server", "root_url") == "http://example.org:4321/"
+    assert cfg.get("", "app_mode") == "production"
