@@ -130,6 +130,16 @@ ensure_models() {
   fi
 }
 
+# promtool and prometheus from Debian's package, unpacked under .cache/promtool
+# (nothing installed, no service started): rule tests and dashboard checks.
+ensure_prometheus_binaries() {
+  "$ROOT/tests/promtool/ensure_promtool.sh" >/dev/null
+  if [ ! -x "$CACHE/promtool/usr/bin/prometheus" ]; then
+    mkdir -p "$CACHE/promtool"
+    (cd "$CACHE/promtool" && rm -f prometheus_*.deb && apt-get download prometheus && dpkg-deb -x prometheus_*.deb .)
+  fi
+}
+
 bootstrap() {
   : >"$TIMINGS"
   timed "host packages" ensure_host_packages
@@ -138,6 +148,7 @@ bootstrap() {
   timed "systemd base image" ensure_image
   timed "vLLM wheelhouse" ensure_wheelhouse
   timed "tiny models" ensure_models
+  timed "prometheus binaries" ensure_prometheus_binaries
   # shellcheck disable=SC1091
   source "$VENV/bin/activate"
   cd "$ROOT"

@@ -1688,6 +1688,18 @@ class GrafanaDouble:
             return 200, health, {"_pretty": True}
         if path == "/healthz" and method in ("GET", "HEAD"):
             return 200, "Ok", {}
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            # Grafana serves its own Prometheus metrics here, without auth by
+            # default ([metrics] enabled = true). The double gives a minimal
+            # page with two of Grafana's metric names, so a scrape job works.
+            dashboards = len(self.state.get("dashboards", []))
+            return 200, ("# HELP grafana_build_info A metric with a constant '1' value labeled by version.\n"
+                         "# TYPE grafana_build_info gauge\n"
+                         "grafana_build_info{edition=\"oss\",version=\"%s\"} 1\n"
+                         "# HELP grafana_stat_totals_dashboard total amount of dashboards\n"
+                         "# TYPE grafana_stat_totals_dashboard gauge\n"
+                         "grafana_stat_totals_dashboard %d\n" % (VERSION, dashboards)), \
+                {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         if path == "/login" and method == "POST":
             return self.login(self._json(body_bytes))
         if path == "/api/user/signup" and method == "POST":

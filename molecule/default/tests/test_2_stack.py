@@ -10,6 +10,7 @@ import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from loadgen import LoadGenerator, container_ip  # noqa: E402
+from prom import alerts  # noqa: E402
 from vllm_checks import http, wait_for  # noqa: E402
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -93,7 +94,10 @@ def test_stopping_one_instance_loses_no_request(gateway, api_key, gateway_url):
         stopped.check_output("systemctl stop vllm@main.service")
         wait_for(lambda: haproxy_stat(gateway)["stack-vllm-2_main"]["status"].startswith("DOWN"), 60,
                  what="the gateway to mark stack-vllm-2 down")
-        time.sleep(10)
+        prom = "http://%s:9090" % container_ip(GATEWAY)
+        wait_for(lambda: [a for a in alerts(prom, "VllmInstanceDown", "firing")
+                          if a["labels"].get("host") == "stack-vllm-2"], 180, interval=3,
+                 what="VllmInstanceDown firing for the stopped instance")
     finally:
         load.stop()
         stopped.check_output("systemctl start vllm@main.service")

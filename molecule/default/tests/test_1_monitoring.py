@@ -1,0 +1,81 @@
+"""Monitoring of the whole stack: Prometheus targets, rules and alerts, the load
+test through the gateway, every dashboard query, Grafana's provisioned objects."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from loadgen import container_ip  # noqa: E402
+from prom import alerts, query, targets  # noqa: E402
+from vllm_checks import wait_for  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+
+
+@pytest.fixture(scope="module")
+def prom():
+    return "http://%s:9090" % container_ip("stack-mon-1")
+
+
+@pytest.fixture(scope="module")
+def grafana():
+    token = open(os.path.join(EPHEMERAL, "grafana-stack-mon-1.token")).read().strip()
+
+    def get(path):
+        req = urllib.request.Request("http://%s:3000%s" % (container_ip("stack-mon-1"), path),
+                                     headers={"Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.load(r)
+    return get
+
+
+def test_every_target_up(prom):
+    def all_up():
+        found = targets(prom)
+        return found if found and all(t["health"] == "up" for t in found) else None
+    found = wait_for(all_up, 180, interval=5, what="every Prometheus target up")
+    jobs = {t["labels"]["job"] for t in found}
+    assert {"vllm", "node", "gateway", "grafana", "prometheus"} <= jobs, jobs
+    vllm_hosts = {t["labels"].get("host") for t in found if t["labels"]["job"] == "vllm"}
+    assert vllm_hosts == {"stack-vllm-1", "stack-vllm-2"}
+
+
+def test_no_alert_firing_in_steady_state(prom):
+    assert alerts(prom, state="firing") == []
+
+
+def test_load_test_then_every_dashboard_query_has_data(prom):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), MOLECULE_PROJECT_DIRECTORY=ROOT,
+               ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(["ansible-playbook", "-i", INVENTORY, os.path.join(ROOT, "playbooks", "loadtest.yml"),
+                           "-e", "loadtest_num_prompts=30"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "30 completed, 0 failed" in proc.stdout, proc.stdout[-2000:]
+    # Recording rules and rates need a couple of evaluations after the traffic.
+    wait_for(lambda: query(prom, "model_name:vllm_num_requests_running:sum"), 120, interval=5,
+             what="a recording-rule series")
+    check = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "dashboards", "check_queries.py"),
+                            "--prometheus", prom, "--gpu-syntax-only", "--wait", "180"],
+                           capture_output=True, text=True, timeout=900)
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
+
+
+def test_grafana_has_the_datasource_and_dashboards(grafana):
+    status, ds = grafana("/api/datasources/uid/prometheus")
+    assert status == 200
+    assert ds["type"] == "prometheus"
+    assert ds["url"].endswith(":9090")
+    for path in glob.glob(os.path.join(ROOT, "roles", "grafana", "files", "dashboards", "*.json")):
+        uid = json.load(open(path))["uid"]
+        status, body = grafana("/api/dashboards/uid/%s" % uid)
+        assert status == 200
+        assert body["dashboard"]["uid"] == uid

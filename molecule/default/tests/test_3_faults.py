@@ -1,0 +1,59 @@
+"""Faults: a killed vLLM server comes back through systemd while the
+instance-down alert fires and then resolves; a Prometheus restart keeps the
+samples it took before."""
+
+import os
+import sys
+import time
+
+import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from loadgen import container_ip  # noqa: E402
+from prom import alerts, query  # noqa: E402
+from vllm_checks import http, unit_property, wait_for  # noqa: E402
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+UNIT = "vllm@main.service"
+
+
+def host(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY)
+
+
+def prom():
+    return "http://%s:9090" % container_ip("stack-mon-1")
+
+
+def test_kill_9_fires_instance_down_then_resolves():
+    victim = host("stack-vllm-1")
+    old_pid = unit_property(victim, UNIT, "MainPID")
+    victim.check_output("kill -9 %s", old_pid)
+    # instance_down_for is 10s in this scenario (host_vars/stack-mon-1.yml).
+    firing = wait_for(lambda: [a for a in alerts(prom(), "VllmInstanceDown", "firing")
+                               if a["labels"].get("host") == "stack-vllm-1"], 240, interval=3,
+                      what="VllmInstanceDown firing for stack-vllm-1")
+    assert firing[0]["annotations"].get("summary")
+    wait_for(lambda: unit_property(victim, UNIT, "MainPID") not in ("0", old_pid), 120, what="a new main process")
+    wait_for(lambda: http(victim, "http://127.0.0.1:8000/health")[0] == 200, 600, interval=5,
+             what="/health after kill -9")
+    wait_for(lambda: not alerts(prom(), "VllmInstanceDown"), 240, interval=3,
+             what="VllmInstanceDown to resolve")
+
+
+def test_prometheus_restart_keeps_earlier_samples():
+    base = prom()
+    at = time.time() - 60
+    before = query(base, 'sum(vllm:num_requests_running{job="vllm"}) by (host)', at)
+    assert len(before) == 2, before
+    tokens = 'sum(vllm:generation_tokens_total{job="vllm"})'
+    tokens_before = query(base, tokens, at)
+    assert tokens_before and float(tokens_before[0]["value"][1]) > 0, tokens_before
+    monitor = host("stack-mon-1")
+    monitor.check_output("systemctl restart prometheus")
+    wait_for(lambda: http(monitor, "http://127.0.0.1:9090/-/ready")[0] == 200, 180, what="Prometheus ready")
+    after = query(base, 'sum(vllm:num_requests_running{job="vllm"}) by (host)', at)
+    assert sorted((r["metric"]["host"], r["value"][1]) for r in after) == \
+        sorted((r["metric"]["host"], r["value"][1]) for r in before)
+    # A counter's value from before the restart is still there, unchanged.
+    assert query(base, tokens, at) == tokens_before
