@@ -43,7 +43,11 @@ def test_kill_9_fires_instance_down_then_resolves():
 
 def test_prometheus_restart_keeps_earlier_samples():
     base = prom()
-    at = time.time() - 60
+    # A moment when Prometheus had scraped both vLLM hosts (the previous test
+    # killed one of them).
+    wait_for(lambda: query(base, 'count(up{job="vllm"} == 1) == 2'), 180, interval=5, what="both vLLM targets up")
+    time.sleep(15)
+    at = time.time() - 5
     before = query(base, 'sum(vllm:num_requests_running{job="vllm"}) by (host)', at)
     assert len(before) == 2, before
     tokens = 'sum(vllm:generation_tokens_total{job="vllm"})'
