@@ -127,11 +127,25 @@ serve() {
   if url=$(running_url); then echo "$url"; return 0; fi
   addr=$(bridge_addr)
   [ -f "$DIR/http.pid" ] && kill "$(cat "$DIR/http.pid")" 2>/dev/null || true
+  # Another checkout's server may hold the usual port: take a free one then.
+  port=$(python3 - "$addr" "$PORT" <<'PY'
+import socket, sys
+addr, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket()
+try:
+    s.bind((addr, port))
+except OSError:
+    s.close()
+    s = socket.socket()
+    s.bind((addr, 0))
+print(s.getsockname()[1])
+PY
+)
   # setsid + nohup: the server outlives the (Ansible) process that started it.
-  setsid nohup python3 -m http.server --bind "$addr" --directory "$REPO" "$PORT" \
+  setsid nohup python3 -m http.server --bind "$addr" --directory "$REPO" "$port" \
     > "$DIR/http.log" 2>&1 < /dev/null &
   echo $! > "$DIR/http.pid"
-  echo "http://$addr:$PORT" > "$DIR/http.url"
+  echo "http://$addr:$port" > "$DIR/http.url"
   i=0
   while ! url=$(running_url); do
     i=$((i + 1))
