@@ -46,6 +46,14 @@ def test_prometheus_restart_keeps_earlier_samples():
     # A moment when Prometheus had scraped both vLLM hosts (the previous test
     # killed one of them).
     wait_for(lambda: query(base, 'count(up{job="vllm"} == 1) == 2'), 180, interval=5, what="both vLLM targets up")
+    # Both servers restarted in earlier tests, so their counters start at 0:
+    # generate some tokens so the sample kept across the restart is not zero.
+    monitor = host("stack-mon-1")
+    key = host("stack-vllm-1").ansible.get_variables()["vllm_server_api_key"]
+    for _ in range(4):
+        status, _ = http(monitor, "http://127.0.0.1:8080/v1/completions", key=key,
+                         body={"model": "tiny", "prompt": "Hello", "max_tokens": 4})
+        assert status == 200
     time.sleep(15)
     at = time.time() - 5
     before = query(base, 'sum(vllm:num_requests_running{job="vllm"}) by (host)', at)
@@ -53,7 +61,6 @@ def test_prometheus_restart_keeps_earlier_samples():
     tokens = 'sum(vllm:generation_tokens_total{job="vllm"})'
     tokens_before = query(base, tokens, at)
     assert tokens_before and float(tokens_before[0]["value"][1]) > 0, tokens_before
-    monitor = host("stack-mon-1")
     monitor.check_output("systemctl restart prometheus")
     wait_for(lambda: http(monitor, "http://127.0.0.1:9090/-/ready")[0] == 200, 180, what="Prometheus ready")
     after = query(base, 'sum(vllm:num_requests_running{job="vllm"}) by (host)', at)
