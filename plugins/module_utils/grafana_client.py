@@ -9,8 +9,8 @@
 """One client for Grafana's HTTP API, and the read-compare-write state machine
 shared by the grafana_* modules.
 
-Built on ``ansible.module_utils.urls.open_url`` (no third-party HTTP library
-on the managed host). ``GrafanaClient.request()`` authenticates with a
+Built on the collection's HTTP utility (module_utils/http_util.py, on
+``ansible.module_utils.urls.open_url``). ``GrafanaClient.request()`` authenticates with a
 service-account token (Bearer) or basic auth, retries with a doubling delay
 on connection errors only (never on an HTTP answer), and raises
 ``GrafanaAPIError`` carrying the method, URL, status and Grafana's
@@ -18,7 +18,8 @@ on connection errors only (never on an HTTP answer), and raises
 normalises it, compares it with what the task asks for (fields Grafana owns
 are left out of both sides), and creates, updates or deletes it only when
 they differ. Check mode computes ``changed`` without writing; the diff is
-returned only in diff mode, with secrets masked.
+returned only in diff mode, with secrets masked. ``GrafanaResource.main()``
+is the main() of every grafana_* module.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,25 +27,27 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import http.client
 import json
-import socket
-import ssl
 import time
 
-from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.urls import open_url, ConnectionError as UrlsConnectionError
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.llmops.vllm.plugins.module_utils.http_util import (
+    USER_AGENT,
+    HTTPRequestError,
+    HTTPStatusError,
+    TLSError,
+    UnreachableError,
+    decode,
+    error_message,
+    path_quote,
+    request as http_request,
+)
 
-USER_AGENT = 'ansible-llmops.vllm'
 
 MASK = '********'
-
-_BODY_LIMIT = 2000
 
 GRAFANA_ARGUMENT_SPEC = dict(
     url=dict(type='str', required=True, aliases=['grafana_url'], fallback=(env_fallback, ['GRAFANA_URL'])),
@@ -62,6 +65,10 @@ GRAFANA_ARGUMENT_SPEC = dict(
 )
 
 GRAFANA_REQUIRED_TOGETHER = [('url_username', 'url_password')]
+
+__all__ = ['USER_AGENT', 'MASK', 'GRAFANA_ARGUMENT_SPEC', 'GRAFANA_REQUIRED_TOGETHER', 'grafana_argument_spec',
+           'GrafanaAPIError', 'GrafanaUnreachableError', 'GrafanaClient', 'GrafanaResource', 'ResourceError',
+           'fetch_text', 'mask_secrets', 'parse_error_body', 'path_quote']
 
 
 def grafana_argument_spec(**options):
@@ -114,18 +121,8 @@ class GrafanaUnreachableError(GrafanaAPIError):
     """No HTTP answer: connection refused, reset, DNS failure or timeout (after the retries)."""
 
 
-def _reason_text(exc):
-    reason = getattr(exc, 'reason', None)
-    if reason is None:
-        return to_text(exc) or exc.__class__.__name__
-    if isinstance(reason, BaseException):
-        return to_text(reason) or reason.__class__.__name__
-    return to_text(reason)
-
-
-def _is_tls_error(exc):
-    reason = getattr(exc, 'reason', exc)
-    return isinstance(reason, (ssl.SSLError, ssl.CertificateError))
+class ResourceError(Exception):
+    """The task cannot be carried out as given (raised before anything is written)."""
 
 
 def _status_hint(status):
@@ -142,17 +139,7 @@ def parse_error_body(raw):
     Grafana's errors are JSON objects with a ``message`` (response.Error,
     errutil and dashboard errors alike); anything else is reported as text.
     """
-    text = to_text(raw or b'', errors='surrogate_or_replace')
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return (text.strip()[:_BODY_LIMIT] or None), None
-    if isinstance(data, dict):
-        message = data.get('message') or data.get('error')
-        if data.get('status') and message:
-            message = '%s (%s)' % (message, data['status'])
-        return (to_text(message) if message else text[:_BODY_LIMIT]), data
-    return text[:_BODY_LIMIT], data
+    return error_message(decode(raw))
 
 
 class GrafanaClient:
@@ -183,7 +170,7 @@ class GrafanaClient:
     def url_for(self, path, query=None):
         url = self.base_url + '/' + path.lstrip('/')
         if query:
-            url += '?' + urlencode(query)
+            url += '?' + urlencode(query, doseq=True)
         return url
 
     def _headers(self, has_body):
@@ -196,33 +183,20 @@ class GrafanaClient:
             headers['X-Grafana-Org-Id'] = str(self.org_id)
         return headers
 
-    def _open(self, method, url, data):
-        kwargs = dict(
-            method=method,
-            data=data,
-            headers=self._headers(data is not None),
-            timeout=self.timeout,
-            validate_certs=self.validate_certs,
-            http_agent=USER_AGENT,
-            follow_redirects='safe',
-            use_proxy=True,
-        )
-        if self.ca_path:
-            kwargs['ca_path'] = self.ca_path
-        if self.client_cert:
-            kwargs['client_cert'] = self.client_cert
-        if self.client_key:
-            kwargs['client_key'] = self.client_key
-        if not self.token:
-            kwargs.update(url_username=self.username, url_password=self.password or '', force_basic_auth=True)
-        return open_url(url, **kwargs)
+    def _send(self, method, url, data):
+        basic = {} if self.token else dict(url_username=self.username, url_password=self.password,
+                                           force_basic_auth=True)
+        return http_request(url, method=method, data=data, headers=self._headers(data is not None),
+                            timeout=self.timeout, validate_certs=self.validate_certs, ca_path=self.ca_path,
+                            client_cert=self.client_cert, client_key=self.client_key, **basic)
 
     def request(self, method, path, body=None, query=None, allow_404=False):
         """Send one request; return the decoded JSON answer (None for an empty body).
 
         A 404 returns None when ``allow_404``. Any other status of 400 or
         more raises GrafanaAPIError; no answer after the retries raises
-        GrafanaUnreachableError.
+        GrafanaUnreachableError. ``query`` is a dict or a list of pairs
+        (a list repeats a key, as in ``tags=a&tags=b``).
         """
         url = self.url_for(path, query)
         data = json.dumps(body, sort_keys=True) if body is not None else None
@@ -230,44 +204,29 @@ class GrafanaClient:
         while True:
             self.calls.append((method, path))
             try:
-                response = self._open(method, url, data)
-                try:
-                    raw = response.read()
-                finally:
-                    response.close()
+                response = self._send(method, url, data)
                 break
-            except HTTPError as exc:
-                if exc.code == 404 and allow_404:
+            except HTTPStatusError as exc:
+                if exc.status == 404 and allow_404:
                     return None
-                try:
-                    raw = exc.read()
-                except Exception:  # pylint: disable=broad-except
-                    raw = b''
-                message, parsed = parse_error_body(raw)
-                raise GrafanaAPIError(method, url, status=exc.code, grafana_message=message or to_text(exc.reason),
-                                      body=parsed, hint=_status_hint(exc.code))
-            except (URLError, UrlsConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
-                if _is_tls_error(exc):
-                    raise GrafanaAPIError(method, url, reason='TLS error: %s' % _reason_text(exc),
-                                          hint='check ca_path, or set validate_certs=false for a self-signed test setup')
+                raise GrafanaAPIError(method, url, status=exc.status, grafana_message=exc.server_message or exc.http_reason,
+                                      body=exc.data, hint=_status_hint(exc.status))
+            except TLSError as exc:
+                raise GrafanaAPIError(method, url, reason='TLS error: %s' % exc.reason,
+                                      hint='check ca_path, or set validate_certs=false for a self-signed test setup')
+            except UnreachableError as exc:
                 if attempt >= self.retries:
-                    if isinstance(exc, socket.timeout) or isinstance(getattr(exc, 'reason', None), socket.timeout):
-                        reason = 'no answer within %s seconds' % self.timeout
-                    else:
-                        reason = 'Grafana is not reachable: %s' % _reason_text(exc)
+                    reason = exc.reason if exc.timed_out else 'Grafana is not reachable: %s' % exc.reason
                     if attempt:
                         reason += ' (after %d retries)' % attempt
                     raise GrafanaUnreachableError(method, url, reason=reason)
                 self._sleep(self.retry_delay * (2 ** attempt))
                 attempt += 1
-        text = to_text(raw or b'', errors='surrogate_or_replace')
-        if not text.strip():
-            return None
         try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise GrafanaAPIError(method, url, status=200, reason='not JSON: %s' % exc,
-                                  grafana_message='the answer is not JSON: %s' % text[:200])
+            return response.json()
+        except HTTPRequestError as exc:
+            raise GrafanaAPIError(method, url, status=200, reason=exc.reason,
+                                  grafana_message='the answer is not JSON: %s' % response.text[:200])
 
     def get(self, path, query=None, allow_404=False):
         return self.request('GET', path, query=query, allow_404=allow_404)
@@ -278,26 +237,16 @@ class GrafanaClient:
     def put(self, path, body):
         return self.request('PUT', path, body=body)
 
-    def delete(self, path):
-        return self.request('DELETE', path)
+    def patch(self, path, body):
+        return self.request('PATCH', path, body=body)
+
+    def delete(self, path, allow_404=False):
+        return self.request('DELETE', path, allow_404=allow_404)
 
 
 def fetch_text(url, timeout=30, validate_certs=True, ca_path=None):
-    """GET ``url`` without Grafana's credentials; the body as text. Errors raise."""
-    kwargs = dict(method='GET', timeout=timeout, validate_certs=validate_certs, http_agent=USER_AGENT,
-                  follow_redirects='safe')
-    if ca_path:
-        kwargs['ca_path'] = ca_path
-    response = open_url(url, **kwargs)
-    try:
-        return to_text(response.read(), errors='surrogate_or_replace')
-    finally:
-        response.close()
-
-
-def path_quote(value):
-    """``value`` quoted for one path segment of a URL."""
-    return quote(to_text(value), safe='')
+    """GET ``url`` without Grafana's credentials; the body as text. Errors raise HTTPRequestError."""
+    return http_request(url, timeout=timeout, validate_certs=validate_certs, ca_path=ca_path).text
 
 
 def mask_secrets(value, secret_keys=('secureJsonData',)):
@@ -340,6 +289,42 @@ class GrafanaResource:
     kind = 'object'
     secret_keys = ('secureJsonData',)
 
+    # the module's own options (merged with the connection options) and
+    # their constraints, read by main()
+    argument_spec = {}
+    required_if = []
+    required_one_of = []
+    mutually_exclusive = []
+    required_together = []
+
+    @classmethod
+    def main(cls):
+        """The main() of a grafana_* module: parse the options, connect, execute().
+
+        Fails the module with the message of a ValueError from the client
+        (bad url, no credentials), a ResourceError or a GrafanaAPIError raised
+        while the resource is set up.
+        """
+        module = AnsibleModule(
+            argument_spec=grafana_argument_spec(**copy.deepcopy(cls.argument_spec)),
+            required_together=GRAFANA_REQUIRED_TOGETHER + list(cls.required_together),
+            required_if=list(cls.required_if),
+            required_one_of=list(cls.required_one_of),
+            mutually_exclusive=list(cls.mutually_exclusive),
+            supports_check_mode=True,
+        )
+        try:
+            client = GrafanaClient(module.params)
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+        try:
+            resource = cls(module, client)
+        except ResourceError as exc:
+            module.fail_json(msg=str(exc))
+        except GrafanaAPIError as exc:
+            module.fail_json(msg=exc.describe(), **exc.to_dict())
+        resource.execute()
+
     def __init__(self, module, client):
         self.module = module
         self.client = client
@@ -372,6 +357,8 @@ class GrafanaResource:
             result = self._execute()
         except GrafanaAPIError as exc:
             self.fail(exc.describe(), **exc.to_dict())
+        except ResourceError as exc:
+            self.fail(str(exc))
         self.module.exit_json(**result)
 
     def _execute(self):

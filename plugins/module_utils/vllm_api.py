@@ -8,8 +8,9 @@
 
 """A small client for the HTTP API of a vLLM OpenAI-compatible server.
 
-Built on ``ansible.module_utils.urls.open_url`` (no third-party HTTP
-library on the managed host). Covers the read-only endpoints the
+Built on the collection's HTTP utility (module_utils/http_util.py, on
+``ansible.module_utils.urls.open_url``: no third-party HTTP library on the
+managed host). Covers the read-only endpoints the
 collection needs: ``/health``, ``/version``, ``/v1/models`` and
 ``/metrics``; ``collect_info()`` gathers them for the ``vllm_info`` module
 and ``summarize_metrics()`` reduces the Prometheus text to the gauges and
@@ -20,28 +21,30 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import http.client
 import json
-import socket
-import ssl
-
-from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.urls import open_url, ConnectionError as UrlsConnectionError
 
+from ansible_collections.llmops.vllm.plugins.module_utils.http_util import (
+    BODY_LIMIT as _BODY_LIMIT,
+    USER_AGENT,
+    HTTPStatusError,
+    TLSError,
+    UnreachableError,
+    check_base_url,
+    request as http_request,
+)
 from ansible_collections.llmops.vllm.plugins.module_utils.prometheus_text import (
     parse as parse_prometheus_text,
     find_samples,
     sum_by,
 )
 
+__all__ = ['GATHER_CHOICES', 'USER_AGENT', 'VllmApiError', 'VllmUnreachableError', 'VllmAuthError', 'VllmClient',
+           'detect_schema', 'summarize_metrics', 'empty_info', 'collect_info']
+
 
 GATHER_CHOICES = ('health', 'version', 'models', 'metrics')
-
-USER_AGENT = 'ansible-llmops.vllm'
-
-_BODY_LIMIT = 2000
 
 
 class VllmApiError(Exception):
@@ -71,21 +74,6 @@ class VllmAuthError(VllmApiError):
     """The server answered 401 or 403: the API key was missing or wrong."""
 
 
-def _reason_text(exc):
-    reason = getattr(exc, 'reason', None)
-    if reason is None:
-        return to_text(exc) or exc.__class__.__name__
-    if isinstance(reason, BaseException):
-        text = to_text(reason) or reason.__class__.__name__
-        return text
-    return to_text(reason)
-
-
-def _is_tls_error(exc):
-    reason = getattr(exc, 'reason', exc)
-    return isinstance(reason, (ssl.SSLError, ssl.CertificateError))
-
-
 class VllmClient:
     """Client for one vLLM server.
 
@@ -99,9 +87,7 @@ class VllmClient:
         base_url = (base_url or '').strip().rstrip('/')
         if base_url.endswith('/v1'):
             base_url = base_url[:-3]
-        if not base_url.startswith(('http://', 'https://')):
-            raise ValueError('url must start with http:// or https://, got %r' % base_url)
-        self.base_url = base_url
+        self.base_url = check_base_url(base_url)
         self.api_key = api_key or None
         self.timeout = timeout
         self.validate_certs = validate_certs
@@ -118,61 +104,39 @@ class VllmClient:
     def request(self, path, accept='application/json'):
         """GET ``path``. Returns (status, body text) for a 2xx answer.
 
-        Raises HTTPError for other statuses (callers that accept them catch
-        it), VllmUnreachableError when no HTTP answer came back and
-        VllmApiError for TLS failures.
+        Raises HTTPStatusError (from module_utils.http_util) for other statuses
+        (callers that accept them catch it), VllmUnreachableError when no
+        HTTP answer came back and VllmApiError for TLS failures.
         """
         url = self.url_for(path)
         try:
-            response = open_url(
-                url,
-                method='GET',
-                headers=self._headers(accept),
-                timeout=self.timeout,
-                validate_certs=self.validate_certs,
-                http_agent=USER_AGENT,
-                follow_redirects='safe',
-                use_proxy=True,
-            )
-            try:
-                status = response.getcode()
-                body = to_text(response.read(), errors='surrogate_or_replace')
-            finally:
-                response.close()
-        except HTTPError:
-            raise
-        except (URLError, UrlsConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
-            if _is_tls_error(exc):
-                raise VllmApiError(
-                    'TLS error talking to %s: %s (check the certificate, or set validate_certs=false)' % (url, _reason_text(exc)),
-                    url=url)
-            if isinstance(exc, socket.timeout) or isinstance(getattr(exc, 'reason', None), socket.timeout):
+            response = http_request(url, headers=self._headers(accept), timeout=self.timeout,
+                                    validate_certs=self.validate_certs)
+        except TLSError as exc:
+            raise VllmApiError(
+                'TLS error talking to %s: %s (check the certificate, or set validate_certs=false)' % (url, exc.reason),
+                url=url)
+        except UnreachableError as exc:
+            if exc.timed_out:
                 raise VllmUnreachableError(
                     'vLLM server at %s did not answer within %s seconds' % (url, self.timeout), url=url)
-            raise VllmUnreachableError(
-                'vLLM server at %s is not reachable: %s' % (url, _reason_text(exc)), url=url)
-        return status, body
+            raise VllmUnreachableError('vLLM server at %s is not reachable: %s' % (url, exc.reason), url=url)
+        return response.status, response.text
 
     def _error_from_http(self, exc, path):
         url = self.url_for(path)
-        body = None
-        try:
-            raw = exc.read()
-            if raw:
-                body = to_text(raw, errors='surrogate_or_replace')[:_BODY_LIMIT]
-        except Exception:  # pylint: disable=broad-except
-            body = None
-        status = exc.code
+        body = exc.body
+        status = exc.status
         if status in (401, 403):
             return VllmAuthError(
                 'HTTP %d from %s: the API key was missing or wrong (set api_key to the key the server was started with)'
                 % (status, url), url=url, status=status, body=body)
-        return VllmApiError('HTTP %d from %s: %s' % (status, url, body or exc.reason or ''), url=url, status=status, body=body)
+        return VllmApiError('HTTP %d from %s: %s' % (status, url, body or exc.http_reason or ''), url=url, status=status, body=body)
 
     def _get(self, path, accept='application/json'):
         try:
             return self.request(path, accept=accept)[1]
-        except HTTPError as exc:
+        except HTTPStatusError as exc:
             raise self._error_from_http(exc, path)
 
     def _get_json(self, path):
@@ -191,8 +155,8 @@ class VllmClient:
         """
         try:
             return self.request('/health', accept='*/*')[0]
-        except HTTPError as exc:
-            return exc.code
+        except HTTPStatusError as exc:
+            return exc.status
 
     def version(self):
         """The vLLM version string from ``/version``."""

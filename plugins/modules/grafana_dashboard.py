@@ -28,6 +28,8 @@ description:
     written.
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.attributes
+  - llmops.vllm.attributes.action
 options:
   path:
     description:
@@ -97,14 +99,9 @@ options:
     choices: [present, absent]
     default: present
 attributes:
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
-    support: full
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
     support: full
 notes:
   - A dashboard provisioned from a file by a provider with C(allowUiUpdates=false) cannot be saved or deleted
@@ -213,16 +210,12 @@ dashboard:
 import json
 import re
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 
 from ansible_collections.llmops.vllm.plugins.module_utils.grafana_client import (
-    GRAFANA_REQUIRED_TOGETHER,
-    GrafanaAPIError,
-    GrafanaClient,
     GrafanaResource,
+    ResourceError,
     fetch_text,
-    grafana_argument_spec,
     path_quote,
 )
 
@@ -233,7 +226,7 @@ IMPORT_KEYS = ('__inputs', '__requires', '__elements')
 _PLACEHOLDER = re.compile(r'\$\{([^}\s]+)\}')
 
 
-class DashboardError(Exception):
+class DashboardError(ResourceError):
     """The dashboard JSON cannot be used (nothing was written)."""
 
 
@@ -297,6 +290,26 @@ def normalise(dashboard):
 
 class GrafanaDashboard(GrafanaResource):
     kind = 'dashboard'
+    argument_spec = dict(
+        path=dict(type='path'),
+        remote_src=dict(type='bool', default=False),
+        dashboard=dict(type='dict'),
+        content=dict(type='str'),
+        dashboard_url=dict(type='str'),
+        uid=dict(type='str'),
+        folder_uid=dict(type='str'),
+        folder_title=dict(type='str'),
+        overwrite=dict(type='bool', default=False),
+        commit_message=dict(type='str'),
+        inputs=dict(type='dict'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+    mutually_exclusive = [
+        ('dashboard', 'content', 'dashboard_url'),
+        ('path', 'dashboard'),
+        ('path', 'dashboard_url'),
+        ('folder_uid', 'folder_title'),
+    ]
 
     def __init__(self, module, client):
         super(GrafanaDashboard, self).__init__(module, client)
@@ -425,41 +438,7 @@ class GrafanaDashboard(GrafanaResource):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=grafana_argument_spec(
-            path=dict(type='path'),
-            remote_src=dict(type='bool', default=False),
-            dashboard=dict(type='dict'),
-            content=dict(type='str'),
-            dashboard_url=dict(type='str'),
-            uid=dict(type='str'),
-            folder_uid=dict(type='str'),
-            folder_title=dict(type='str'),
-            overwrite=dict(type='bool', default=False),
-            commit_message=dict(type='str'),
-            inputs=dict(type='dict'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ),
-        required_together=GRAFANA_REQUIRED_TOGETHER,
-        mutually_exclusive=[
-            ('dashboard', 'content', 'dashboard_url'),
-            ('path', 'dashboard'),
-            ('path', 'dashboard_url'),
-            ('folder_uid', 'folder_title'),
-        ],
-        supports_check_mode=True,
-    )
-    try:
-        client = GrafanaClient(module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        resource = GrafanaDashboard(module, client)
-    except DashboardError as exc:
-        module.fail_json(msg=str(exc))
-    except GrafanaAPIError as exc:
-        module.fail_json(msg=exc.describe(), **exc.to_dict())
-    resource.execute()
+    GrafanaDashboard.main()
 
 
 if __name__ == '__main__':

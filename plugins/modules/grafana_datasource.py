@@ -22,6 +22,7 @@ description:
     (it only reports which keys are set, as C(secureJsonFields)). See O(update_secure_json_data).
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.attributes
 options:
   uid:
     description:
@@ -109,10 +110,8 @@ options:
     default: present
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
     support: full
     details:
       - Secret values are shown as C(********).
@@ -200,14 +199,9 @@ datasource:
     version: 1
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.llmops.vllm.plugins.module_utils.grafana_client import (
-    GRAFANA_REQUIRED_TOGETHER,
     MASK,
-    GrafanaClient,
     GrafanaResource,
-    grafana_argument_spec,
     path_quote,
 )
 
@@ -234,6 +228,25 @@ EMPTY = {'url': '', 'database': '', 'user': '', 'basicAuth': False, 'basicAuthUs
 
 class GrafanaDatasource(GrafanaResource):
     kind = 'datasource'
+    argument_spec = dict(
+        uid=dict(type='str', required=True),
+        name=dict(type='str'),
+        type=dict(type='str'),
+        datasource_url=dict(type='str'),
+        access=dict(type='str', choices=['proxy', 'direct'], default='proxy'),
+        is_default=dict(type='bool'),
+        database=dict(type='str'),
+        user=dict(type='str'),
+        basic_auth=dict(type='bool'),
+        basic_auth_user=dict(type='str'),
+        basic_auth_password=dict(type='str', no_log=True),
+        with_credentials=dict(type='bool'),
+        json_data=dict(type='dict'),
+        secure_json_data=dict(type='dict', no_log=True),
+        update_secure_json_data=dict(type='str', choices=['on_create', 'always'], default='on_create'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+    required_if = [('state', 'present', ['name', 'type'])]
 
     def path(self):
         return 'api/datasources/uid/%s' % path_quote(self.params['uid'])
@@ -322,34 +335,7 @@ class GrafanaDatasource(GrafanaResource):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=grafana_argument_spec(
-            uid=dict(type='str', required=True),
-            name=dict(type='str'),
-            type=dict(type='str'),
-            datasource_url=dict(type='str'),
-            access=dict(type='str', choices=['proxy', 'direct'], default='proxy'),
-            is_default=dict(type='bool'),
-            database=dict(type='str'),
-            user=dict(type='str'),
-            basic_auth=dict(type='bool'),
-            basic_auth_user=dict(type='str'),
-            basic_auth_password=dict(type='str', no_log=True),
-            with_credentials=dict(type='bool'),
-            json_data=dict(type='dict'),
-            secure_json_data=dict(type='dict', no_log=True),
-            update_secure_json_data=dict(type='str', choices=['on_create', 'always'], default='on_create'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ),
-        required_together=GRAFANA_REQUIRED_TOGETHER,
-        required_if=[('state', 'present', ['name', 'type'])],
-        supports_check_mode=True,
-    )
-    try:
-        client = GrafanaClient(module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    GrafanaDatasource(module, client).execute()
+    GrafanaDatasource.main()
 
 
 if __name__ == '__main__':

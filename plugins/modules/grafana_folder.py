@@ -18,6 +18,7 @@ description:
   - Reads the folder first and writes only when its title or parent differ from the task.
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.attributes
 options:
   uid:
     description:
@@ -43,10 +44,8 @@ options:
     default: present
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
     support: full
 seealso:
   - module: llmops.vllm.grafana_dashboard
@@ -97,19 +96,21 @@ folder:
     version: 1
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.llmops.vllm.plugins.module_utils.grafana_client import (
-    GRAFANA_REQUIRED_TOGETHER,
-    GrafanaClient,
     GrafanaResource,
-    grafana_argument_spec,
     path_quote,
 )
 
 
 class GrafanaFolder(GrafanaResource):
     kind = 'folder'
+    argument_spec = dict(
+        uid=dict(type='str', required=True),
+        title=dict(type='str'),
+        parent_uid=dict(type='str'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+    required_if = [('state', 'present', ['title'])]
 
     def path(self):
         return 'api/folders/%s' % path_quote(self.params['uid'])
@@ -148,22 +149,7 @@ class GrafanaFolder(GrafanaResource):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=grafana_argument_spec(
-            uid=dict(type='str', required=True),
-            title=dict(type='str'),
-            parent_uid=dict(type='str'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ),
-        required_together=GRAFANA_REQUIRED_TOGETHER,
-        required_if=[('state', 'present', ['title'])],
-        supports_check_mode=True,
-    )
-    try:
-        client = GrafanaClient(module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    GrafanaFolder(module, client).execute()
+    GrafanaFolder.main()
 
 
 if __name__ == '__main__':

@@ -41,16 +41,10 @@ options:
       - It runs only when at least one GPU has MIG mode enabled.
     type: bool
     default: true
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
-    support: none
-  facts:
-    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
-    support: full
+extends_documentation_fragment:
+  - llmops.vllm.attributes
+  - llmops.vllm.attributes.info_module
+  - llmops.vllm.attributes.facts
 notes:
   - Older drivers reject some fields (C(compute_cap) before R510); the query is then retried without the
     rejected optional field and the field is returned as V(null).

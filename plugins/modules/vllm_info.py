@@ -57,13 +57,9 @@ options:
       - When V(false), the module succeeds with RV(reachable=false) and RV(healthy=false).
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - llmops.vllm.attributes
+  - llmops.vllm.attributes.info_module
 notes:
   - The module runs on the managed host, so C(127.0.0.1) is the host the task runs on. Delegate to the
     controller (C(delegate_to=localhost)) to query servers from there.

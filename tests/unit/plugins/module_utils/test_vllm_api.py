@@ -27,7 +27,7 @@ from ansible_collections.llmops.vllm.plugins.module_utils.vllm_api import (
 )
 from ansible_collections.llmops.vllm.tests.unit.plugins.modules.utils import FakeVllmServer
 
-OPEN_URL = 'ansible_collections.llmops.vllm.plugins.module_utils.vllm_api.open_url'
+OPEN_URL = 'ansible_collections.llmops.vllm.plugins.module_utils.http_util.open_url'
 BASE = 'http://127.0.0.1:8000'
 
 

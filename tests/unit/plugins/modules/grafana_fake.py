@@ -2,11 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """An in-memory stand-in for ansible.module_utils.urls.open_url in front of Grafana.
 
-Unit tests patch it in where module_utils/grafana_client imports open_url::
+Unit tests patch it in where module_utils/http_util imports open_url::
 
     fake = FakeGrafana(token='tok')
     with mock.patch(OPEN_URL, new=fake):
         ...
+
+or run a module against it with ``run = grafana_runner(grafana_folder.main)``
+and ``run(fake, check=True, uid='x', title='X')``; the ``fake`` fixture
+(tests/unit/plugins/modules/conftest.py) gives a fresh FakeGrafana.
 
 It keeps folders, data sources and dashboards in dicts and answers with the
 status codes and JSON shapes of Grafana's HTTP API (see
@@ -28,7 +32,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ansible.module_utils.common.text.converters import to_bytes
 
-OPEN_URL = 'ansible_collections.llmops.vllm.plugins.module_utils.grafana_client.open_url'
+from ansible_collections.llmops.vllm.tests.unit.plugins.modules.utils import OPEN_URL, run_with
+
+__all__ = ['OPEN_URL', 'CONN', 'FakeGrafana', 'FakeResponse', 'grafana_runner']
+
+CONN = {'url': 'http://grafana.test:3000', 'token': 'good-token'}
+
+
+def grafana_runner(main, conn=None):
+    """A ``run(fake, check=False, diff=False, **args)`` for the main() of a grafana_* module.
+
+    It runs ``main`` with the connection options ``conn`` (CONN by default)
+    plus ``args``, against ``fake`` (a FakeGrafana), and returns the
+    AnsibleExitJson or AnsibleFailJson raised.
+    """
+    def run(fake, check=False, diff=False, **args):
+        return run_with(main, dict(conn or CONN, **args), fake, check=check, diff=diff)
+    return run
 
 
 class FakeResponse:
@@ -55,6 +75,9 @@ class FakeGrafana:
         self.folders = {}
         self.datasources = {}
         self.dashboards = {}
+        self.annotations = {}
+        self.service_accounts = {}
+        self.sa_tokens = {}  # account id -> list of tokens (with their key)
         self.calls = []
         self.next_id = 1
         self.raise_before = []  # exceptions raised (once each) before answering
@@ -83,7 +106,9 @@ class FakeGrafana:
     def __call__(self, url, data=None, headers=None, method=None, **kwargs):
         parts = urlsplit(url)
         path = unquote(parts.path)
-        query = dict((key, values[0]) for key, values in parse_qs(parts.query).items())
+        multi = parse_qs(parts.query)
+        query = dict((key, values[0]) for key, values in multi.items())
+        query['_multi'] = multi
         body = json.loads(data) if data else None
         method = method or 'GET'
         self.calls.append((method, path, body))
@@ -110,6 +135,10 @@ class FakeGrafana:
             return self.dashboard(url, method, seg[3], body)
         if seg == ['api', 'dashboards', 'db'] and method == 'POST':
             return self.save_dashboard(url, body)
+        if seg[:2] == ['api', 'serviceaccounts']:
+            return self.service_account(url, method, seg[2:], query, body)
+        if seg[:2] == ['api', 'annotations']:
+            return self.annotation(url, method, seg[2:], query, body)
         if seg == ['api', 'search']:
             items = [{'uid': f['uid'], 'title': f['title'], 'type': 'dash-folder'} for f in self.folders.values()
                      if query.get('query', '').lower() in f['title'].lower()]
@@ -242,3 +271,109 @@ class FakeGrafana:
         return 200, {'id': dashboard['id'], 'uid': uid, 'url': meta['url'], 'status': 'success',
                      'version': dashboard['version'], 'slug': meta['slug']}
 
+
+    # annotations (shapes of /work/shared/research/grafana-http-api-more.md, section 3)
+    def add_annotation(self, **fields):
+        item = {'id': self._id(), 'alertId': 0, 'alertName': '', 'dashboardId': 0, 'dashboardUID': None, 'panelId': 0,
+                'userId': 1, 'newState': '', 'prevState': '', 'created': 1738342800000, 'updated': 1738342800000,
+                'time': 1738342800000, 'timeEnd': 1738342800000, 'text': '', 'tags': [], 'login': 'admin',
+                'email': 'admin@localhost', 'avatarUrl': '/avatar/46d229b033af06a191ff2267bca9ae56', 'data': {}}
+        item.update(fields)
+        self.annotations[item['id']] = item
+        return item
+
+    def annotation(self, url, method, rest, query, body):
+        if not rest and method == 'GET':
+            tags = query['_multi'].get('tags', [])
+            items = [copy.deepcopy(a) for a in self.annotations.values() if all(t in a['tags'] for t in tags)]
+            items.sort(key=lambda a: (a['timeEnd'], a['time']), reverse=True)
+            return 200, items[:int(query.get('limit', 100))]
+        if not rest and method == 'POST':
+            if not body.get('text'):
+                self._error(url, 400, 'Failed to save annotation')
+            time = body.get('time') or 1738342800000
+            end = body.get('timeEnd') or time
+            if end < time:
+                time, end = end, time
+            dashboard_uid = body.get('dashboardUID') if body.get('dashboardUID') in self.dashboards else None
+            item = self.add_annotation(text=body['text'], tags=list(body.get('tags') or []), time=time, timeEnd=end,
+                                       dashboardUID=dashboard_uid, panelId=body.get('panelId') or 0)
+            return 200, {'message': 'Annotation added', 'id': item['id']}
+        try:
+            ident = int(rest[0])
+        except ValueError:
+            self._error(url, 400, 'annotationId is invalid')
+        item = self.annotations.get(ident)
+        if item is None:
+            self._error(url, 404, 'Annotation not found')
+        if method == 'PATCH':
+            for key in ('text', 'tags', 'time', 'timeEnd', 'data'):
+                if body.get(key):
+                    item[key] = body[key]
+            return 200, {'message': 'Annotation patched'}
+        if method == 'DELETE':
+            del self.annotations[ident]
+            return 200, {'message': 'Annotation deleted'}
+        self._error(url, 405, 'Method not allowed')
+
+    # service accounts (shapes of /work/shared/research/grafana-http-api-more.md, section 5)
+    def add_service_account(self, name, role='Viewer', isDisabled=False):
+        ident = self._id()
+        account = {'id': ident, 'uid': 'sa%06d' % ident, 'name': name, 'login': 'sa-1-%s' % name, 'orgId': 1,
+                   'isDisabled': isDisabled, 'role': role, 'tokens': 0, 'avatarUrl': '/avatar/x'}
+        self.service_accounts[ident] = account
+        self.sa_tokens[ident] = []
+        return account
+
+    def add_sa_token(self, account_id, name, hasExpired=False, expiration=None):
+        token = {'id': self._id(), 'name': name, 'created': '2025-01-31T17:00:00Z', 'lastUsedAt': None,
+                 'expiration': expiration, 'secondsUntilExpiration': 0, 'hasExpired': hasExpired, 'isRevoked': False,
+                 '_key': 'glsa_secret_%d' % self.next_id}
+        self.sa_tokens[account_id].append(token)
+        self.service_accounts[account_id]['tokens'] = len(self.sa_tokens[account_id])
+        return token
+
+    def service_account(self, url, method, rest, query, body):
+        if rest == ['search'] and method == 'GET':
+            found = [copy.deepcopy(a) for a in self.service_accounts.values()
+                     if query.get('query', '').lower() in a['name'].lower()]
+            return 200, {'totalCount': len(found), 'serviceAccounts': found, 'page': 1, 'perPage': int(query.get('perpage', 1000))}
+        if not rest and method == 'POST':
+            if not body.get('name'):
+                self._error(url, 400, 'Bad request data')
+            if any(a['name'] == body['name'] for a in self.service_accounts.values()):
+                self._error(url, 400, 'service account already exists', messageId='serviceaccounts.ErrAlreadyExists', statusCode=400)
+            if body.get('role') not in (None, 'Viewer', 'Editor', 'Admin', 'None'):
+                self._error(url, 400, 'invalid role specified', messageId='serviceaccounts.ErrInvalidRoleSpecified', statusCode=400)
+            account = self.add_service_account(body['name'], body.get('role') or 'Viewer', bool(body.get('isDisabled')))
+            return 201, copy.deepcopy(account)
+        account = self.service_accounts.get(int(rest[0]))
+        if account is None:
+            self._error(url, 404, 'service account not found', messageId='serviceaccounts.ErrNotFound', statusCode=404)
+        if len(rest) == 1 and method == 'PATCH':
+            for key in ('name', 'role', 'isDisabled'):
+                if key in body:
+                    account[key] = body[key]
+            return 200, {'id': account['id'], 'name': account['name'], 'serviceaccount': copy.deepcopy(account),
+                         'message': 'Service account updated'}
+        if len(rest) == 1 and method == 'DELETE':
+            del self.service_accounts[account['id']]
+            del self.sa_tokens[account['id']]
+            return 200, {'message': 'Service account deleted'}
+        tokens = self.sa_tokens[account['id']]
+        if rest[1:] == ['tokens'] and method == 'GET':
+            return 200, [dict((k, v) for k, v in t.items() if k != '_key') for t in tokens]
+        if rest[1:] == ['tokens'] and method == 'POST':
+            if any(t['name'] == body.get('name') for t in tokens):
+                self._error(url, 400, 'service account token with given name already exists in the organization',
+                            messageId='serviceaccounts.ErrTokenAlreadyExists', statusCode=400)
+            token = self.add_sa_token(account['id'], body['name'],
+                                      expiration='2099-01-01T00:00:00Z' if body.get('secondsToLive') else None)
+            return 200, {'id': token['id'], 'name': token['name'], 'key': token['_key']}
+        if len(rest) == 3 and rest[1] == 'tokens' and method == 'DELETE':
+            for token in tokens:
+                if token['id'] == int(rest[2]):
+                    tokens.remove(token)
+                    return 200, {'message': 'Service account token deleted'}
+            self._error(url, 404, 'service account token not found')
+        self._error(url, 405, 'Method not allowed')

@@ -5,33 +5,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from unittest import mock
-
-import pytest
-
 from ansible_collections.llmops.vllm.plugins.modules import grafana_folder
-from ansible_collections.llmops.vllm.tests.unit.plugins.modules.grafana_fake import OPEN_URL, FakeGrafana
-from ansible_collections.llmops.vllm.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, run_module
+from ansible_collections.llmops.vllm.tests.unit.plugins.modules.grafana_fake import grafana_runner
+from ansible_collections.llmops.vllm.tests.unit.plugins.modules.utils import AnsibleFailJson, ok
 
-CONN = {'url': 'http://grafana.test:3000', 'token': 'good-token'}
-
-
-def run(fake, check=False, diff=False, **args):
-    module_args = dict(CONN, **args)
-    module_args['_ansible_check_mode'] = check
-    module_args['_ansible_diff'] = diff
-    with mock.patch(OPEN_URL, new=fake):
-        return run_module(grafana_folder.main, module_args)
-
-
-def ok(result):
-    assert isinstance(result, AnsibleExitJson), result.result
-    return result.result
-
-
-@pytest.fixture
-def fake():
-    return FakeGrafana()
+run = grafana_runner(grafana_folder.main)
 
 
 def test_create_then_repeat(fake):

@@ -22,7 +22,7 @@ from ansible_collections.llmops.vllm.tests.unit.plugins.modules.utils import (
     set_module_args,
 )
 
-OPEN_URL = 'ansible_collections.llmops.vllm.plugins.module_utils.vllm_api.open_url'
+OPEN_URL = 'ansible_collections.llmops.vllm.plugins.module_utils.http_util.open_url'
 V0_MODEL = 'meta-llama/Llama-3.1-8B-Instruct'
 
 

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Helpers for unit tests of modules: module args, and exit_json/fail_json that raise.
+"""Helpers for unit tests of modules: module args, exit_json/fail_json that raise,
+a stand-in for open_url (OPEN_URL is where the HTTP utility imports it).
 
 Usage::
 
@@ -34,6 +35,11 @@ try:
     from ansible.module_utils.testing import patch_module_args as _patch_module_args
 except ImportError:  # ansible-core < 2.19
     _patch_module_args = None
+
+
+# where the collection's HTTP utility imports open_url: every client
+# (Grafana, vLLM, Prometheus, Alertmanager) sends its requests through it
+OPEN_URL = 'ansible_collections.llmops.vllm.plugins.module_utils.http_util.open_url'
 
 
 class AnsibleExitJson(Exception):
@@ -97,6 +103,30 @@ def run_module(main, args):
         except (AnsibleExitJson, AnsibleFailJson) as exc:
             return exc
     raise AssertionError('module returned without calling exit_json or fail_json')
+
+
+def run_with(main, args, open_url, check=False, diff=False):
+    """Run ``main`` with ``args`` while ``open_url`` (a fake server or a mock) stands in for open_url.
+
+    ``check`` and ``diff`` turn on check mode and diff mode.
+    """
+    module_args = dict(args)
+    module_args['_ansible_check_mode'] = check
+    module_args['_ansible_diff'] = diff
+    with mock.patch(OPEN_URL, new=open_url):
+        return run_module(main, module_args)
+
+
+def ok(result):
+    """The result of a module run that exited normally (fails the test otherwise)."""
+    assert isinstance(result, AnsibleExitJson), result.result
+    return result.result
+
+
+def failed(result):
+    """The result of a module run that failed (fails the test otherwise)."""
+    assert isinstance(result, AnsibleFailJson), result.result
+    return result.result
 
 
 class FakeResponse:
