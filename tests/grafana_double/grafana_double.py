@@ -41,11 +41,14 @@ import string
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import zlib
 
 VERSION = "12.2.0"
 COMMIT = "double"
+BUILDSTAMP = 1757980800  # 2025-09-16, around the 12.2.0 release
 STATE_FILE = "grafana-double.json"
 ORG_ID = 1
 ORG_NAME = "Main Org."
@@ -581,6 +584,17 @@ def errutil(status, message_id, message, extra=False):
     return ApiError(status, body)
 
 
+class Deferred(Exception):
+    """Raised by a handler whose answer needs outbound I/O (a datasource health
+    check): ``work()`` runs after the state lock is released and returns
+    (status, body), so a datasource URL that points back at the double cannot
+    deadlock it."""
+
+    def __init__(self, work):
+        super().__init__("deferred")
+        self.work = work
+
+
 def dash_err(status, state, message):
     return ApiError(status, {"status": state, "message": message})
 
@@ -616,6 +630,111 @@ def token_hash(key):
 
 
 # ----------------------------------------------------------------------------
+# The Prometheus plugin's health check, run against the datasource's URL
+# ----------------------------------------------------------------------------
+def _go_transport_error(method, url, reason):
+    """The text Go's http.Client gives for a transport failure: url.Error is
+    `<Op> "<url>": <err>` with Op "Get"/"Post" (approximated for the reasons
+    Python reports)."""
+    op = method[:1] + method[1:].lower()
+    parsed = urllib.parse.urlsplit(url)
+    hostport = parsed.netloc.rpartition("@")[2]
+    if ":" not in hostport:
+        hostport += ":443" if parsed.scheme == "https" else ":80"
+    if isinstance(reason, ConnectionRefusedError):
+        text = "dial tcp %s: connect: connection refused" % hostport
+    elif isinstance(reason, (TimeoutError, OSError)) and "timed out" in str(reason):
+        text = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+    elif isinstance(reason, OSError) and getattr(reason, "errno", None) in (-2, -3, -5):
+        text = "dial tcp: lookup %s: no such host" % parsed.hostname
+    else:
+        text = str(reason)
+    return '%s "%s": %s' % (op, url, text)
+
+
+def _prom_request(ds, method, path, params, timeout):
+    """One request of promlib's client: (status, reason, body) or raises
+    RuntimeError with Go's error text."""
+    base = (ds.get("url") or "").rstrip("/")
+    url = base + "/" + path
+    data = None
+    headers = {"User-Agent": "Grafana/%s" % VERSION}
+    encoded = urllib.parse.urlencode(sorted(params.items()))
+    if method == "POST":
+        data = encoded.encode("ascii")
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif encoded:
+        url += "?" + encoded
+    json_data, secure = ds.get("jsonData") or {}, ds.get("secureJsonData") or {}
+    if ds.get("basicAuth"):
+        pair = "%s:%s" % (ds.get("basicAuthUser") or "", secure.get("basicAuthPassword") or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    i = 1
+    while json_data.get("httpHeaderName%d" % i):  # custom headers (pkg/promlib/client/transport.go)
+        headers[json_data["httpHeaderName%d" % i]] = secure.get("httpHeaderValue%d" % i, "")
+        i += 1
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    # Go's ProxyFromEnvironment never proxies localhost or loopback addresses
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
+    try:
+        with opener.open(request, timeout=timeout) as response:  # nosec - the datasource URL
+            return response.status, response.reason, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.reason, exc.read()
+    except urllib.error.URLError as exc:
+        raise RuntimeError(_go_transport_error(method, request.full_url.split("?")[0], exc.reason))
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(_go_transport_error(method, request.full_url.split("?")[0], exc))
+
+
+def prometheus_health(ds):
+    """pkg/promlib/healthcheck.go: an instant query `1+1` at time 4 (refId
+    __healthcheck__) with the datasource's jsonData.httpMethod (POST when unset,
+    querydata/request.go); then buildinfo heuristics for `details`. Returns the
+    API answer of checkDatasourceHealth: 200 for OK, 400 for anything else."""
+    json_data = ds.get("jsonData") or {}
+    method = (json_data.get("httpMethod") or "POST").upper()
+    timeout = parse_duration(json_data.get("queryTimeout") or "") or 60.0
+    suffix = "There was an error returned querying the Prometheus API."
+    try:
+        status, reason, raw = _prom_request(ds, method, "api/v1/query", {"query": "1+1", "time": "4"}, timeout)
+        if status != 200:
+            # "This is only for health check fall back scenario": the error is res.Status
+            raise RuntimeError("%d %s" % (status, reason))
+        try:
+            answer = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise RuntimeError("unexpected response: not JSON")  # text inferred
+        if not isinstance(answer, dict) or answer.get("status") != "success":
+            answer = answer if isinstance(answer, dict) else {}
+            raise RuntimeError("%s: %s" % (answer.get("errorType") or "error", answer.get("error") or "query failed"))
+        body = {"status": "OK", "message": "Successfully queried the Prometheus API."}
+    except RuntimeError as exc:
+        body = {"status": "ERROR", "message": "%s - %s" % (exc, suffix)}
+    details = _prometheus_heuristics(ds)
+    if details is not None:
+        body["details"] = details
+    return (200 if body["status"] == "OK" else 400), body
+
+
+def _prometheus_heuristics(ds):
+    """pkg/promlib/heuristics.go: GET api/v1/status/buildinfo; non-empty
+    data.features means Mimir with the ruler API. None when the call fails."""
+    try:
+        status, _, raw = _prom_request(ds, "GET", "api/v1/status/buildinfo", {}, 10)
+        features = (json.loads(raw.decode("utf-8")).get("data") or {}).get("features") if status == 200 else None
+    except (RuntimeError, ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    if status != 200:
+        return None
+    if features:
+        return {"application": "Mimir", "features": {"rulerApiEnabled": True}}
+    return {"application": "Prometheus", "features": {"rulerApiEnabled": False}}
+
+
+# ----------------------------------------------------------------------------
 # The double: state, provisioning and the API handlers
 # ----------------------------------------------------------------------------
 class Identity:
@@ -640,12 +759,14 @@ class Identity:
 # Which role each action needs (Grafana's basic-role grants; see README).
 ACTION_ROLE = {
     "datasources:read": "Admin", "datasources:create": "Admin", "datasources:write": "Admin",
-    "datasources:delete": "Admin",
+    "datasources:delete": "Admin", "datasources:query": "Viewer",
     "dashboards:read": "Viewer", "dashboards:create": "Editor", "dashboards:write": "Editor",
     "dashboards:delete": "Editor",
     "folders:read": "Viewer", "folders:create": "Editor", "folders:write": "Editor", "folders:delete": "Editor",
     "serviceaccounts:read": "Admin", "serviceaccounts:create": "Admin", "serviceaccounts:write": "Admin",
     "serviceaccounts:delete": "Admin", "orgs:read": "Viewer",
+    "annotations:read": "Viewer", "annotations:create": "Editor", "annotations:write": "Editor",
+    "annotations:delete": "Editor",
 }
 
 
@@ -673,7 +794,7 @@ class GrafanaDouble:
             self.state_mtime = os.stat(self.state_path).st_mtime_ns
             return
         self.state = {"schema": 1, "seq": {}, "users": [], "tokens": [], "datasources": [],
-                      "dashboards": [], "sessions": [], "created": now_iso()}
+                      "dashboards": [], "sessions": [], "annotations": [], "created": now_iso()}
         if not self.cfg.getbool("security", "disable_initial_admin_creation"):
             # [security] admin_user/admin_password are used once, when the database is created.
             salt = secrets.token_hex(5)
@@ -1222,8 +1343,16 @@ class GrafanaDouble:
             raise err(400, "uid too long, max 40 characters", trace=True)
         if title.lower() == GENERAL_FOLDER_TITLE.lower():
             raise err(409, "a folder with the same name already exists", trace=True)
-        if uid and self.find("dashboards", uid=uid):
-            raise err(409, "a folder/dashboard with the same uid already exists", trace=True)
+        existing = self.find("dashboards", uid=uid) if uid else None
+        if existing is not None and existing.get("isFolder"):
+            # 9.0-12.x: the save finds the row by uid and its version check fails
+            # (issue grafana/grafana#50767; pkg/api/apierrors/folder.go maps it, and
+            # the 12.x API-server path's AlreadyExists, to 412 - PR #107992).
+            raise dash_err(412, "version-mismatch", "the folder has been changed by someone else")
+        if existing is not None:
+            # the uid is a dashboard's: the legacy save refuses to turn it into a
+            # folder (ErrDashboardTypeMismatch, a 400 DashboardErr) - inferred.
+            raise err(400, "Dashboard cannot be changed to a folder", trace=True)
         if self.unique_titles and any(f["title"].lower() == title.lower() for f in self.folders()):
             raise err(409, "a folder or dashboard in the general folder with the same name already exists",
                       trace=True)
@@ -1513,6 +1642,78 @@ class GrafanaDouble:
                      "folderUid": rec["folderUid"], "description": "", "path": body.get("path") or "",
                      "removed": False}
 
+    # ---- what outside clients call besides CRUD ------------------------------
+    def frontend_settings(self, ident):
+        """GET /api/frontend/settings (pkg/api/frontendsettings.go; buildInfo is
+        FrontendSettingsBuildInfoDTO). The version is hidden only from anonymous
+        callers when [auth.anonymous] hide_version is set."""
+        hide = self.cfg.getbool("auth.anonymous", "hide_version") and ident.kind == "anonymous"
+        default = next((d for d in self.state["datasources"] if d["isDefault"]), None)
+        return {
+            "buildInfo": {
+                "hideVersion": hide, "version": "" if hide else VERSION,
+                "versionString": "Grafana" if hide else "Grafana v%s (%s)" % (VERSION, COMMIT[:10]),
+                "commit": "" if hide else COMMIT, "commitShort": "" if hide else COMMIT[:10],
+                "buildstamp": 0 if hide else BUILDSTAMP, "edition": "Open Source", "latestVersion": "",
+                "hasUpdate": False, "env": self.cfg.get("", "app_mode") or "production"},
+            "datasources": {d["name"]: {"id": d["id"], "uid": d["uid"], "type": d["type"], "name": d["name"],
+                                        "isDefault": d["isDefault"], "access": d["access"]}
+                            for d in self.state["datasources"]},
+            "defaultDatasource": default["name"] if default else "-- Grafana --",
+            "appUrl": self.cfg.get("server", "root_url"), "appSubUrl": "",
+            "anonymousEnabled": self.cfg.getbool("auth.anonymous", "enabled"),
+        }
+
+    @staticmethod
+    def _signed_in_user(ident):
+        """reqSignedInNoAnonymous, then getUserID (pkg/api/user.go): anonymous gets
+        401; a service account gets 304 "Endpoint only available for users"."""
+        if ident.kind == "anonymous":
+            raise errutil(401, "auth.unauthorized", "Unauthorized", extra=True)
+        if ident.kind != "user":
+            raise err(304, "Endpoint only available for users")
+        return ident.user
+
+    def user_orgs(self, ident):
+        """GET /api/user/orgs: [{orgId, name, role}] (org.UserOrgDTO)."""
+        user = self._signed_in_user(ident)
+        return [{"orgId": ORG_ID, "name": ORG_NAME, "role": user["role"]}]
+
+    def user_using(self, ident, org_id):
+        """POST /api/user/using/:id (UserSetUsingOrg): 400 "id is invalid" for a
+        non-integer, 401 "Not a valid organization" when the user is not a member."""
+        try:
+            org = int(org_id)
+        except ValueError:
+            raise err(400, "id is invalid", trace=True)
+        self._signed_in_user(ident)
+        if org != ORG_ID:
+            raise err(401, "Not a valid organization")
+        return {"message": "Active organization changed"}
+
+    def ds_health(self, ident, by, key):
+        """ANY /api/datasources/uid/:uid/health and /api/datasources/:id/health
+        (pkg/api/datasources.go CheckDatasourceHealthWithUID/checkDatasourceHealth).
+        Grafana asks the datasource's plugin; the double runs the Prometheus
+        plugin's check (pkg/promlib/healthcheck.go) for type prometheus."""
+        self.require(ident, "datasources:query")
+        if by == "uid":
+            if not key or len(key) > 40 or not UID_RE.match(key):
+                raise err(400, "UID is invalid")
+            ds = self.find("datasources", uid=key)
+        else:
+            try:
+                ds = self.find("datasources", id=int(key))
+            except ValueError:
+                raise err(400, "id is invalid", trace=True)
+        if ds is None:
+            # no 404 branch: the datasource cache's error becomes a 500
+            raise err(500, "Unable to load datasource metadata", trace=True)
+        if ds["type"] != "prometheus":
+            raise errutil(404, "plugin.notImplemented", "Method not implemented")
+        snapshot = copy.deepcopy(ds)
+        raise Deferred(lambda: prometheus_health(snapshot))
+
     # ---- users, service accounts, tokens ------------------------------------
     def user_profile(self, ident):
         u = ident.user
@@ -1678,6 +1879,147 @@ class GrafanaDouble:
         admin["updated"] = now_iso()
         self.save_state()
 
+    # ---- annotations ---------------------------------------------------------
+    def annotations(self):
+        # State files written before annotations existed have no list yet.
+        return self.state.setdefault("annotations", [])
+
+    def annotation_dto(self, a):
+        user = self.find("users", id=a["userId"]) if a.get("userId") else None
+        email = user["email"] if user else ""
+        return {"id": a["id"], "alertId": 0, "alertName": "", "dashboardId": a["dashboardId"],
+                "dashboardUID": a["dashboardUID"], "panelId": a["panelId"], "userId": a["userId"],
+                "newState": "", "prevState": "", "created": a["created"], "updated": a["updated"],
+                "time": a["time"], "timeEnd": a["timeEnd"], "text": a["text"], "tags": list(a["tags"]),
+                "login": user["login"] if user else "", "email": email,
+                "avatarUrl": "/avatar/%s" % hashlib.md5(email.encode()).hexdigest(),  # nosec
+                "data": a.get("data") or {}}
+
+    def annotation_get(self, annotation_id):
+        try:
+            annotation_id = int(annotation_id)
+        except ValueError:
+            raise err(400, "annotationId is invalid")
+        a = self.find("annotations", id=annotation_id) if annotation_id > 0 else None
+        if a is None:
+            raise err(404, "Annotation not found")
+        return a
+
+    @staticmethod
+    def _int_param(query, name, default=0):
+        try:
+            return int((query.get(name) or [default])[-1] or default)
+        except ValueError:
+            raise err(400, BAD_REQUEST)
+
+    def annotation_find(self, ident, query):
+        self.require(ident, "annotations:read")
+        self.annotations()
+        found = list(self.state["annotations"])
+        dash_uid = (query.get("dashboardUID") or [""])[-1]
+        dash_id = self._int_param(query, "dashboardId")
+        if dash_uid:
+            dash = self.find("dashboards", uid=dash_uid, isFolder=False)
+            if dash is None:
+                raise err(400, "Invalid dashboard UID in annotation request")
+            dash_id = dash["id"]
+        if dash_id:
+            found = [a for a in found if a["dashboardId"] == dash_id]
+        panel_id = self._int_param(query, "panelId")
+        if panel_id:
+            found = [a for a in found if a["panelId"] == panel_id]
+        user_id = self._int_param(query, "userId")
+        if user_id:
+            found = [a for a in found if a["userId"] == user_id]
+        if self._int_param(query, "alertId") or (query.get("type") or [""])[-1] == "alert":
+            found = []  # the double stores no alert annotations
+        start, end = self._int_param(query, "from"), self._int_param(query, "to")
+        if start and end:
+            # Overlap of [time, timeEnd] with [from, to].
+            found = [a for a in found if a["time"] <= end and a["timeEnd"] >= start]
+        tags = [t for t in query.get("tags") or [] if t]
+        if tags:
+            match_any = (query.get("matchAny") or ["false"])[-1].lower() == "true"
+            test = any if match_any else all
+            found = [a for a in found if test(t in a["tags"] for t in tags)]
+        found.sort(key=lambda a: (a["timeEnd"], a["time"], a["id"]), reverse=True)
+        limit = self._int_param(query, "limit", 100) or 100
+        return 200, [self.annotation_dto(a) for a in found[:limit]]
+
+    @staticmethod
+    def _annotation_times(start, end):
+        if end < start:
+            start, end = end, start
+        return start, end
+
+    @staticmethod
+    def _annotation_tags(tags):
+        if tags is None:
+            return []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise err(400, BAD_REQUEST)
+        return [t.strip() for t in tags if t.strip()]
+
+    def annotation_create(self, ident, body):
+        self.require(ident, "annotations:create")
+        if not isinstance(body, dict):
+            raise err(400, BAD_REQUEST)
+        for key in ("time", "timeEnd", "panelId", "dashboardId"):
+            if body.get(key) is not None and not isinstance(body[key], int):
+                raise err(400, BAD_REQUEST)
+        dash_id, dash_uid = body.get("dashboardId") or 0, None
+        if body.get("dashboardUID"):
+            dash = self.find("dashboards", uid=body["dashboardUID"], isFolder=False)
+            if dash is not None:  # an unknown uid is ignored: an organisation annotation
+                dash_id = dash["id"]
+        if dash_id:
+            dash = self.find("dashboards", id=dash_id, isFolder=False)
+            if dash is None:
+                raise err(404, "Dashboard not found")
+            dash_uid = dash["uid"]
+        tags = self._annotation_tags(body.get("tags"))
+        if not isinstance(body.get("text"), str) or not body["text"]:
+            raise err(400, "Failed to save annotation", trace=True)
+        now_ms = int(time.time() * 1000)
+        start = body.get("time") or now_ms
+        start, end = self._annotation_times(start, body.get("timeEnd") or start)
+        a = {"id": self.next_id("annotation"), "dashboardId": dash_id, "dashboardUID": dash_uid,
+             "panelId": body.get("panelId") or 0, "userId": ident.user_id, "created": now_ms,
+             "updated": now_ms, "time": start, "timeEnd": end, "text": body["text"], "tags": tags,
+             "data": body.get("data") if isinstance(body.get("data"), dict) else {}}
+        self.annotations().append(a)
+        return 200, {"message": "Annotation added", "id": a["id"]}
+
+    def annotation_update(self, ident, a, body, patch):
+        self.require(ident, "annotations:write")
+        if not isinstance(body, dict):
+            raise err(400, BAD_REQUEST)
+        for key in ("time", "timeEnd"):
+            if body.get(key) is not None and not isinstance(body[key], int):
+                raise err(400, BAD_REQUEST)
+        tags = self._annotation_tags(body.get("tags"))
+        if patch:
+            # Only what is given: non-empty text, non-null tags, times above 0, data.
+            text = body.get("text") or a["text"]
+            tags = tags if body.get("tags") is not None else a["tags"]
+            start = body.get("time") or a["time"]
+            end = body.get("timeEnd") or a["timeEnd"]
+        else:
+            # PUT replaces time, timeEnd, text and tags; data is kept unless sent.
+            text, start, end = body.get("text") or "", body.get("time") or 0, body.get("timeEnd") or 0
+            if not isinstance(text, str) or not text:
+                raise err(500, "Failed to update annotation", trace=True)
+        start, end = self._annotation_times(start, end)
+        a.update({"text": text, "tags": tags, "time": start, "timeEnd": end, "updated": int(time.time() * 1000)})
+        if isinstance(body.get("data"), dict):
+            a["data"] = body["data"]
+        return 200, {"message": "Annotation patched" if patch else "Annotation updated"}
+
+    def annotation_delete(self, ident, a):
+        self.require(ident, "annotations:delete")
+        self.annotations().remove(a)
+        return 200, {"message": "Annotation deleted"}
+
     # ---- routing -------------------------------------------------------------
     def handle(self, method, path, query, headers, body_bytes, cookie):
         """Returns (status, body, extra headers). Called with the lock held."""
@@ -1751,6 +2093,12 @@ class GrafanaDouble:
         head = p[0]
         if head == "user" and n == 1 and method == "GET":
             return 200, self.user_profile(ident)
+        if head == "user" and p[1:] == ["orgs"] and method == "GET":
+            return 200, self.user_orgs(ident)
+        if head == "user" and n == 3 and p[1] == "using" and method == "POST":
+            return 200, self.user_using(ident, p[2])
+        if head == "frontend" and p[1:] == ["settings"] and method == "GET":
+            return 200, self.frontend_settings(ident)
         if head == "user" and p[1:] == ["password"] and method == "PUT":
             return self.change_password(ident, body)
         if head == "org" and n == 1 and method == "GET":
@@ -1783,6 +2131,10 @@ class GrafanaDouble:
                 return 200, [self.ds_list_item(d) for d in items]
             if n == 1 and method == "POST":
                 return self.ds_create(ident, body)
+            if n == 4 and p[1] == "uid" and p[3] == "health":
+                return self.ds_health(ident, "uid", p[2])
+            if n == 3 and p[2] == "health" and p[1] not in ("uid", "name", "id"):
+                return self.ds_health(ident, "id", p[1])
             if n == 3 and p[1] in ("uid", "name"):
                 if method == "GET":
                     self.require(ident, "datasources:read")
@@ -1855,6 +2207,21 @@ class GrafanaDouble:
                         return self.token_list(ident, sa)
                 if n == 4 and p[2] == "tokens" and method == "DELETE":
                     return self.token_delete(ident, sa, p[3])
+        if head == "annotations":
+            if n == 1 and method == "GET":
+                return self.annotation_find(ident, query)
+            if n == 1 and method == "POST":
+                return self.annotation_create(ident, body)
+            if n == 2 and method in ("GET", "PUT", "PATCH", "DELETE"):
+                action = {"GET": "annotations:read", "PUT": "annotations:write", "PATCH": "annotations:write",
+                          "DELETE": "annotations:delete"}[method]
+                self.require(ident, action)
+                a = self.annotation_get(p[1])
+                if method == "GET":
+                    return 200, self.annotation_dto(a)
+                if method == "DELETE":
+                    return self.annotation_delete(ident, a)
+                return self.annotation_update(ident, a, body, patch=method == "PATCH")
         raise err(404, "Not found")
 
 
@@ -1907,6 +2274,12 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
                         self.double.save_state()
         except ApiError as exc:
             status, payload = exc.status, exc.body
+        except Deferred as deferred:
+            try:
+                status, payload = deferred.work()
+            except Exception as exc:  # pylint: disable=broad-except
+                log("error", "context", "Internal error", error=repr(exc))
+                status, payload = 500, {"message": "Internal Server Error", "traceID": ""}
         except Exception as exc:  # pylint: disable=broad-except
             log("error", "context", "Internal error", error=repr(exc))
             status, payload = 500, {"message": "Internal Server Error", "traceID": ""}
@@ -1930,6 +2303,10 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Frame-Options", "deny")
         for k, v in extra.items():
             self.send_header(k, v)
+        if status == 304:
+            # Go's net/http writes no body for 304 Not Modified
+            self.end_headers()
+            return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":

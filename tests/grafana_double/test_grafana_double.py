@@ -287,7 +287,9 @@ def test_folders(server):
     d, api = server()
     status, f = api.post("/api/folders", {"uid": "vllm", "title": "vLLM"})
     assert status == 200 and f["version"] == 1 and f["url"] == "/dashboards/f/vllm/vllm"
-    assert api.post("/api/folders", {"uid": "vllm", "title": "Again"})[0] == 409
+    # a uid that exists: 412 from 9.0 through 12.x (legacy version check; PR grafana/grafana#107992)
+    assert api.post("/api/folders", {"uid": "vllm", "title": "Again"}) == (
+        412, {"status": "version-mismatch", "message": "the folder has been changed by someone else"})
     assert api.post("/api/folders", {"title": " "})[0] == 400
     assert api.get("/api/folders/nope") == (404, {"status": "not-found", "message": "folder not found"})
     assert api.put("/api/folders/vllm", {"title": "vLLM 2", "version": 7})[1]["status"] == "version-mismatch"
@@ -557,3 +559,263 @@ def test_config_env_and_interpolation(tmp_path):
     assert cfg.get("server", "http_port") == "4321"
     assert cfg.get("server", "root_url") == "http://example.org:4321/"
     assert cfg.get("", "app_mode") == "production"
+
+
+# ---------------------------------------------------------------- what outside clients call
+def test_frontend_settings_reports_the_version(server):
+    d, api = server()
+    for path in ("/api/frontend/settings", "/api/frontend/settings/"):
+        status, body = api.get(path)
+        assert status == 200, body
+        info = body["buildInfo"]
+        assert info["version"] == gd.VERSION and info["hideVersion"] is False
+        assert info["edition"] == "Open Source" and info["versionString"] == "Grafana v%s (double)" % gd.VERSION
+        assert body["defaultDatasource"] == "-- Grafana --"
+    assert api.get("/api/frontend/settings", auth=False)[0] == 401
+    api.post("/api/datasources", dict(PROM))
+    assert api.get("/api/frontend/settings")[1]["defaultDatasource"] == PROM["name"]
+
+
+def test_frontend_settings_hides_the_version_from_anonymous_only(server):
+    d, api = server("[auth.anonymous]\nenabled = true\nhide_version = true\n")
+    info = api.get("/api/frontend/settings", auth=False)[1]["buildInfo"]
+    assert info["hideVersion"] is True and info["version"] == "" and info["versionString"] == "Grafana"
+    assert api.get("/api/frontend/settings")[1]["buildInfo"]["version"] == gd.VERSION
+
+
+def test_user_orgs_and_using(server):
+    d, api = server()
+    assert api.get("/api/user/orgs") == (200, [{"orgId": 1, "name": "Main Org.", "role": "Admin"}])
+    assert api.post("/api/user/using/1", None) == (200, {"message": "Active organization changed"})
+    assert api.post("/api/user/using/2", None) == (401, {"message": "Not a valid organization"})
+    assert api.post("/api/user/using/x", None)[0] == 400
+    _, key = make_token(api)
+    # getUserID: identities other than users get 304 (Go writes no body)
+    for method, path in (("GET", "/api/user/orgs"), ("POST", "/api/user/using/1")):
+        req = urllib.request.Request(d.url + path, method=method, headers={"Authorization": "Bearer " + key})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=5)
+        assert info.value.code == 304 and info.value.read() == b""
+
+
+class _Prometheus:
+    """A stand-in Prometheus answering the health check's two calls, recording requests."""
+
+    def __init__(self, query_status=200, query_body=None, features=None):
+        import http.server
+        import threading
+        outer = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                outer.requests.append((self.command, self.path, body, self.headers.get("Authorization")))
+                if self.path.startswith("/prom/api/v1/query"):
+                    status, payload = query_status, query_body or {
+                        "status": "success", "data": {"resultType": "scalar", "result": [4, "2"]}}
+                elif self.path.startswith("/prom/api/v1/status/buildinfo"):
+                    status, payload = 200, {"status": "success", "data": {"version": "2.42.0",
+                                                                        "features": features or {}}}
+                else:
+                    status, payload = 404, {"status": "error"}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/prom" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_datasource_health_queries_prometheus(server):
+    d, api = server()
+    prom = _Prometheus()
+    try:
+        api.post("/api/datasources", dict(PROM, uid="prom", url=prom.url, jsonData={}, basicAuth=True, basicAuthUser="u",
+                                          secureJsonData={"basicAuthPassword": "p"}))
+        status, body = api.get("/api/datasources/uid/prom/health")
+        assert (status, body) == (200, {"status": "OK", "message": "Successfully queried the Prometheus API.",
+                                        "details": {"application": "Prometheus",
+                                                    "features": {"rulerApiEnabled": False}}})
+        method, path, form, auth = prom.requests[0]
+        # POST form `query=1+1&time=4` (httpMethod unset means POST), with the datasource's basic auth
+        assert (method, path, form) == ("POST", "/prom/api/v1/query", "query=1%2B1&time=4")
+        assert auth == "Basic " + base64.b64encode(b"u:p").decode()
+        assert api.post("/api/datasources/uid/prom/health", None)[0] == 200  # ANY method
+        ds_id = api.get("/api/datasources/uid/prom")[1]["id"]
+        assert api.get("/api/datasources/%d/health" % ds_id)[0] == 200
+        viewer = Client(d.url, token=make_token(api, role="Viewer", name="viewer")[1])
+        assert viewer.get("/api/datasources/uid/prom/health")[0] == 200  # datasources:query is Viewer's
+    finally:
+        prom.close()
+
+
+def test_datasource_health_errors(server):
+    d, api = server()
+    prom = _Prometheus(query_status=503)
+    try:
+        api.post("/api/datasources", dict(PROM, uid="down", name="down", url=prom.url,
+                                          jsonData={"httpMethod": "GET"}))
+        status, body = api.get("/api/datasources/uid/down/health")
+        assert status == 400 and body["status"] == "ERROR"
+        assert body["message"] == "503 Service Unavailable - There was an error returned querying the Prometheus API."
+        assert prom.requests[0][:2] == ("GET", "/prom/api/v1/query?query=1%2B1&time=4")
+    finally:
+        prom.close()
+    api.post("/api/datasources", dict(PROM, uid="gone", name="gone", url="http://127.0.0.1:1"))
+    status, body = api.get("/api/datasources/uid/gone/health")
+    assert status == 400 and "details" not in body
+    assert body["message"] == ('Post "http://127.0.0.1:1/api/v1/query": dial tcp 127.0.0.1:1: connect: '
+                               'connection refused - There was an error returned querying the Prometheus API.')
+    assert api.get("/api/datasources/uid/nope/health") == (
+        500, {"message": "Unable to load datasource metadata", "traceID": ""})
+    assert api.get("/api/datasources/uid/bad%20uid/health") == (400, {"message": "UID is invalid"})
+    api.post("/api/datasources", {"name": "L", "uid": "loki", "type": "loki", "access": "proxy", "url": "http://x"})
+    assert api.get("/api/datasources/uid/loki/health")[1]["messageId"] == "plugin.notImplemented"
+
+
+def test_datasource_health_pointing_at_the_double_does_not_deadlock(server):
+    d, api = server()
+    api.post("/api/datasources", dict(PROM, uid="self", name="self", url=d.url))
+    status, body = api.get("/api/datasources/uid/self/health")
+    assert status == 400 and body["message"].startswith("401 Unauthorized - ")
+
+
+def test_folder_post_on_a_dashboard_uid(server):
+    d, api = server()
+    api.post("/api/dashboards/db", {"dashboard": {"title": "D", "uid": "dash"}})
+    assert api.post("/api/folders", {"uid": "dash", "title": "F"})[0] == 400
+
+
+# ---------------------------------------------------------------- annotations
+def test_annotations_create_find_and_order(server):
+    d, api = server()
+    status, dash = api.post("/api/dashboards/db", {"dashboard": {"title": "Annotated", "uid": "annotated"}})
+    assert status == 200, dash
+    status, body = api.post("/api/annotations", {"text": "rollout started", "tags": ["vllm", "rollout", "r-1"],
+                                                 "time": 1000, "timeEnd": 3000})
+    assert (status, body) == (200, {"message": "Annotation added", "id": 1})
+    before = int(time.time() * 1000)
+    # time 0 means now, timeEnd 0 means time; the trailing slash of the registered route works too
+    status, body = api.post("/api/annotations/", {"text": "point", "tags": ["vllm"], "time": 0, "timeEnd": 0,
+                                                  "dashboardUID": "annotated", "panelId": 4})
+    assert status == 200 and body["id"] == 2
+    # an unknown dashboard uid is ignored: an organisation annotation
+    status, body = api.post("/api/annotations", {"text": "org", "tags": ["other"], "time": 2000,
+                                                 "dashboardUID": "no-such-dashboard"})
+    assert status == 200 and body["id"] == 3
+    # timeEnd before time: swapped
+    assert api.post("/api/annotations", {"text": "swapped", "time": 5000, "timeEnd": 4000})[0] == 200
+
+    status, items = api.get("/api/annotations")
+    assert status == 200
+    # newest timeEnd first, then time
+    assert [a["id"] for a in items] == [2, 4, 1, 3]
+    point = items[0]
+    assert set(point) == {"id", "alertId", "alertName", "dashboardId", "dashboardUID", "panelId", "userId",
+                          "newState", "prevState", "created", "updated", "time", "timeEnd", "text", "tags",
+                          "login", "email", "avatarUrl", "data"}
+    assert point["time"] == point["timeEnd"] and point["time"] >= before
+    assert point["dashboardUID"] == "annotated" and point["dashboardId"] == dash["id"] and point["panelId"] == 4
+    assert point["alertId"] == 0 and point["newState"] == "" and point["login"] == "admin"
+    org = [a for a in items if a["id"] == 3][0]
+    assert org["dashboardId"] == 0 and org["dashboardUID"] is None and org["timeEnd"] == 2000
+    assert [(a["time"], a["timeEnd"]) for a in items if a["id"] == 4] == [(4000, 5000)]
+
+    def ids(query):
+        status, found = api.get("/api/annotations?" + query)
+        assert status == 200, found
+        return [a["id"] for a in found]
+    assert ids("tags=vllm") == [2, 1]
+    assert ids("tags=vllm&tags=rollout") == [1]  # every tag must match
+    assert ids("tags=rollout&tags=other&matchAny=true") == [1, 3]
+    assert ids("tags=nothing") == []
+    assert ids("type=annotation&tags=vllm") == [2, 1]
+    assert ids("type=alert") == []
+    assert ids("limit=2") == [2, 4]
+    assert ids("dashboardUID=annotated") == [2]
+    assert ids("panelId=4") == [2]
+    assert ids("from=1500&to=2500") == [1, 3]  # overlap of [time, timeEnd]
+    assert api.get("/api/annotations?dashboardUID=missing") == (
+        400, {"message": "Invalid dashboard UID in annotation request"})
+    assert api.get("/api/annotations/1")[1]["text"] == "rollout started"
+
+
+def test_annotations_errors_patch_put_delete_and_persistence(server, tmp_path):
+    d, api = server()
+    assert api.post("/api/annotations", {"tags": ["x"]}) == (400, {"message": "Failed to save annotation",
+                                                                  "traceID": ""})
+    assert api.post("/api/annotations", {"text": ""})[0] == 400
+    assert api.post("/api/annotations", {"text": "one", "tags": ["a", "b"], "time": 1000, "timeEnd": 2000,
+                                         "data": {"k": 1}})[1]["id"] == 1
+    # PATCH changes only what is given
+    assert api.call("PATCH", "/api/annotations/1", {"timeEnd": 9000}) == (200, {"message": "Annotation patched"})
+    item = api.get("/api/annotations/1")[1]
+    assert (item["text"], item["tags"], item["time"], item["timeEnd"], item["data"]) == \
+        ("one", ["a", "b"], 1000, 9000, {"k": 1})
+    assert api.call("PATCH", "/api/annotations/1", {"text": "", "tags": ["c"], "time": 0})[0] == 200
+    item = api.get("/api/annotations/1")[1]
+    assert (item["text"], item["tags"], item["time"]) == ("one", ["c"], 1000)
+    # PUT replaces time, timeEnd, text and tags; data stays unless sent
+    assert api.put("/api/annotations/1", {"text": "two", "time": 3000}) == (200, {"message": "Annotation updated"})
+    item = api.get("/api/annotations/1")[1]
+    assert (item["text"], item["tags"], item["time"], item["timeEnd"], item["data"]) == \
+        ("two", [], 0, 3000, {"k": 1})
+    assert api.put("/api/annotations/1", {"time": 3000})[0] == 500
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        assert api.call(method, "/api/annotations/abc", {} if method in ("PUT", "PATCH") else None) == \
+            (400, {"message": "annotationId is invalid"}), method
+        assert api.call(method, "/api/annotations/99", {} if method in ("PUT", "PATCH") else None) == \
+            (404, {"message": "Annotation not found"}), method
+    # a Viewer token reads but cannot write
+    _, viewer = make_token(api, role="Viewer", name="viewer")
+    view = Client(d.url, token=viewer)
+    assert view.get("/api/annotations")[0] == 200
+    status, body = view.post("/api/annotations", {"text": "no"})
+    assert status == 403 and "annotations:create" in body["message"]
+    assert view.call("PATCH", "/api/annotations/1", {"text": "no"})[0] == 403
+    assert view.put("/api/annotations/1", {"text": "no"})[0] == 403
+    assert view.delete("/api/annotations/1")[0] == 403
+    assert api.get("/api/annotations", auth=False)[0] == 401
+    # persisted across a restart
+    d.stop()
+    d2 = gd.GrafanaDouble(config_path=str(tmp_path / "grafana.ini"), homepath=str(tmp_path)).start()
+    try:
+        api2 = Client(d2.url)
+        assert api2.get("/api/annotations/1")[1]["text"] == "two"
+        assert api2.delete("/api/annotations/1") == (200, {"message": "Annotation deleted"})
+        assert api2.get("/api/annotations") == (200, [])
+        assert api2.post("/api/annotations", {"text": "next"})[1]["id"] == 2
+    finally:
+        d2.stop()
+
+
+def test_annotations_in_a_state_file_from_before(server, tmp_path):
+    """A state file written before the double kept annotations gets an empty list."""
+    d, api = server()
+    d.stop()
+    state_path = tmp_path / "data" / gd.STATE_FILE
+    state = json.loads(state_path.read_text())
+    del state["annotations"]
+    state_path.write_text(json.dumps(state))
+    d2 = gd.GrafanaDouble(config_path=str(tmp_path / "grafana.ini"), homepath=str(tmp_path)).start()
+    try:
+        api2 = Client(d2.url)
+        assert api2.get("/api/annotations") == (200, [])
+        assert api2.post("/api/annotations", {"text": "first"})[0] == 200
+    finally:
+        d2.stop()
