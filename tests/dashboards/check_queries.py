@@ -10,12 +10,19 @@ substituted ($__rate_interval and $__interval -> 1m, $__range -> 5m,
 $__range_s -> 300, $job/$model_name/$instance/$gpu and any other template
 variable -> .*, overridable with --var NAME=VALUE).
 
+Custom, constant and textbox variables take the value the dashboard selects
+(its ``current`` value). A target Grafana runs as a range query (a time series
+panel) is sent to ``/api/v1/query_range`` over the last $__range (5m) at a 15 s
+step; an instant target (stat, gauge, table) to ``/api/v1/query``.
+
 A query fails when Prometheus rejects it (bad syntax, unknown function, ...)
-or, unless it is checked for syntax only, when its result is empty. Queries of
+or, unless it is checked for syntax only, when its result is empty or holds a
+NaN (or infinite) value anywhere: a panel must show a number or no data, never
+NaN. Queries of
 the GPU dashboard (those that read DCGM_* metrics) can be checked for syntax only
 with --gpu-syntax-only, for machines without GPUs; --syntax-only does so for all.
---wait SECONDS retries empty results until that much time has passed (rates
-need two scrapes).
+--wait SECONDS retries empty and NaN results until that much time has passed
+(rates need two scrapes).
 
 Exit status: 0 all queries passed, 1 some failed, 2 usage error or Prometheus
 unreachable.
@@ -27,6 +34,7 @@ Example:
 import argparse
 import glob
 import json
+import math
 import os
 import re
 import sys
@@ -70,15 +78,26 @@ def walk_panels(panels):
             yield inner
 
 
-def queries_of(dashboard):
-    """(where, expr) for every panel target and every label_values variable of a dashboard."""
+def is_range_target(panel, target):
+    """Whether Grafana runs this target as a range query."""
+    if target.get('instant') and not target.get('range'):
+        return False
+    if 'range' in target or 'instant' in target:
+        return bool(target.get('range', not target.get('instant')))
+    return panel.get('type') in ('timeseries', 'graph', 'heatmap', 'state-timeline')
+
+
+def queries_of(dashboard, with_range=False):
+    """(where, expr) for every panel target and every label_values variable of a dashboard;
+    (where, expr, is_range) with with_range=True."""
     for panel in walk_panels(dashboard.get('panels')):
         for target in panel.get('targets') or []:
             if target.get('hide'):
                 continue
             expr = target.get('expr')
             if expr:
-                yield 'panel %r target %s' % (panel.get('title'), target.get('refId')), expr
+                where = 'panel %r target %s' % (panel.get('title'), target.get('refId'))
+                yield (where, expr, is_range_target(panel, target)) if with_range else (where, expr)
     for variable in (dashboard.get('templating') or {}).get('list') or []:
         if variable.get('type') != 'query':
             continue
@@ -87,7 +106,40 @@ def queries_of(dashboard):
             query = query.get('query')
         match = _LABEL_VALUES.match(query or '')
         if match:
-            yield 'variable %r' % variable.get('name'), match.group(1)
+            where = 'variable %r' % variable.get('name')
+            yield (where, match.group(1), False) if with_range else (where, match.group(1))
+
+
+def selected_values(dashboard):
+    """{name: value} of the custom, constant and textbox variables' current single values."""
+    values = {}
+    for variable in (dashboard.get('templating') or {}).get('list') or []:
+        if variable.get('type') not in ('custom', 'constant', 'textbox'):
+            continue
+        value = (variable.get('current') or {}).get('value', variable.get('query'))
+        if isinstance(value, str) and value and not value.startswith('$__'):
+            values[variable['name']] = value
+    return values
+
+
+def bad_values(result):
+    """Values of a query result that are NaN or infinite (as Prometheus writes them)."""
+    bad = []
+    for item in result:
+        if isinstance(item, list):  # scalar: [time, "value"]
+            samples = [item]
+        elif isinstance(item, dict):
+            samples = ([item['value']] if 'value' in item else []) + list(item.get('values') or [])
+        else:
+            continue
+        for sample in samples:
+            try:
+                number = float(sample[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if math.isnan(number) or math.isinf(number):
+                bad.append((item.get('metric') if isinstance(item, dict) else {}, sample[1]))
+    return bad
 
 
 def is_gpu_query(expr):
@@ -99,9 +151,14 @@ class Prometheus:
         self.base_url = base_url.rstrip('/')
         self.timeout = timeout
 
-    def query(self, expr):
-        """(ok, result list or None, error text)."""
-        url = '%s/api/v1/query?%s' % (self.base_url, urllib.parse.urlencode({'query': expr}))
+    def query(self, expr, range_seconds=None, step=15):
+        """(ok, result list or None, error text); a range query over the last range_seconds when given."""
+        if range_seconds:
+            end = time.time()
+            params = {'query': expr, 'start': '%.3f' % (end - range_seconds), 'end': '%.3f' % end, 'step': str(step)}
+            url = '%s/api/v1/query_range?%s' % (self.base_url, urllib.parse.urlencode(params))
+        else:
+            url = '%s/api/v1/query?%s' % (self.base_url, urllib.parse.urlencode({'query': expr}))
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
                 body = json.loads(response.read().decode())
@@ -146,9 +203,11 @@ def main(argv=None):
     for path in files:
         with open(path, encoding='utf-8') as handle:
             dashboard = json.load(handle)
-        for where, expr in queries_of(dashboard):
+        dashboard_values = selected_values(dashboard)
+        dashboard_values.update(values)
+        for where, expr, is_range in queries_of(dashboard, with_range=True):
             syntax_only = args.syntax_only or (args.gpu_syntax_only and is_gpu_query(expr))
-            checks.append((os.path.basename(path), where, substitute(expr, values), syntax_only))
+            checks.append((os.path.basename(path), where, substitute(expr, dashboard_values), syntax_only, is_range))
 
     prometheus = Prometheus(args.prometheus, args.timeout)
     try:
@@ -160,22 +219,30 @@ def main(argv=None):
     deadline = time.monotonic() + args.wait
     pending = list(checks)
     failures = []
+    range_seconds = int(BUILTINS['__range_s'])
     while True:
-        empty = []
+        empty, nan = [], []
         for check in pending:
-            name, where, expr, syntax_only = check
-            ok, result, error = prometheus.query(expr)
+            name, where, expr, syntax_only, is_range = check
+            ok, result, error = prometheus.query(expr, range_seconds if is_range else None)
             if not ok:
                 failures.append('ERROR %s %s: %s\n    %s' % (name, where, error, expr))
-            elif not result and not syntax_only:
+            elif syntax_only:
+                if not args.quiet:
+                    print('SYNTAX %s %s' % (name, where))
+            elif not result:
                 empty.append(check)
+            elif bad_values(result):
+                nan.append((check, bad_values(result)))
             elif not args.quiet:
-                print('%s %s %s (%d series)' % ('SYNTAX' if syntax_only else 'OK', name, where, len(result)))
-        if not empty or time.monotonic() >= deadline:
+                print('OK %s %s (%d series%s)' % (name, where, len(result), ', range' if is_range else ''))
+        if not (empty or nan) or time.monotonic() >= deadline:
             break
-        pending = empty
+        pending = empty + [check for check, dummy in nan]
         time.sleep(2)
-    failures.extend('EMPTY %s %s: no data\n    %s' % (name, where, expr) for name, where, expr, dummy in empty)
+    failures.extend('EMPTY %s %s: no data\n    %s' % (check[0], check[1], check[2]) for check in empty)
+    failures.extend('NAN %s %s: %d NaN or infinite values, e.g. %s %s\n    %s' % (
+        check[0], check[1], len(bad), bad[0][0], bad[0][1], check[2]) for check, bad in nan)
 
     for failure in failures:
         print(failure)
