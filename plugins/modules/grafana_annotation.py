@@ -83,7 +83,7 @@ EXAMPLES = r"""
     token: "{{ grafana_token }}"
     tags: [vllm, rollout, "rollout-{{ rollout_id }}"]
     text: "vLLM {{ vllm_version }} rollout started"
-    time: "{{ (now(utc=true).timestamp() * 1000) | int }}"
+    time: "{{ (now().timestamp() * 1000) | int }}"
   delegate_to: localhost
   run_once: true
 

@@ -142,7 +142,7 @@ def test_datasource(host, token):
     assert status == 200, ds
     assert ds["name"] == "Prometheus" and ds["type"] == "prometheus" and ds["access"] == "proxy"
     assert ds["isDefault"] is True and ds["url"].endswith(":9090")
-    assert ds["jsonData"] == {"httpMethod": "POST", "timeInterval": "15s"}
+    assert ds["jsonData"] == {"httpMethod": "POST", "timeInterval": "5s"}
 
 
 def test_dashboards_in_folder(host, token):
