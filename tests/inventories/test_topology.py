@@ -1,0 +1,90 @@
+"""Which host gets which service, for every example inventory.
+
+Runs `ansible-playbook site.yml --list-hosts` on each inventory the project ships
+and compares the hosts of each play with what the inventory's layout promises.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Play name -> hosts, per inventory. Plays whose hosts are decided at run time
+# (the vLLM rollout's parallel and batched plays) list no host here.
+PLAYS = {
+    "prod": {
+        "Sort the GPU hosts into serving and not serving": {"gpu-node-01", "gpu-node-02", "gpu-node-03"},
+        "Plan the vLLM rollout": {"gpu-node-01", "gpu-node-02", "gpu-node-03"},
+        "Deploy the vLLM gateway": {"gw-01"},
+        "Node exporter on every host": {"gpu-node-01", "gpu-node-02", "gpu-node-03", "gw-01", "mon-01"},
+        "Prometheus": {"mon-01"},
+        "Grafana": {"mon-01"},
+    },
+    "local": {
+        "Sort the GPU hosts into serving and not serving": set(),
+        "Plan the vLLM rollout": {"llmops-vllm-1", "llmops-vllm-2"},
+        "Deploy the vLLM gateway": {"llmops-mon-1"},
+        "Node exporter on every host": {"llmops-vllm-1", "llmops-vllm-2", "llmops-mon-1"},
+        "Prometheus": {"llmops-mon-1"},
+        "Grafana": {"llmops-mon-1"},
+    },
+    "examples/all-in-one": {
+        "Sort the GPU hosts into serving and not serving": {"box-01"},
+        "Plan the vLLM rollout": {"box-01"},
+        "Deploy the vLLM gateway": {"box-01"},
+        "Node exporter on every host": {"box-01"},
+        "Prometheus": {"box-01"},
+        "Grafana": {"box-01"},
+    },
+    # The seed's layout: Prometheus beside the GPUs, Grafana on a host of its own.
+    "examples/split": {
+        "Sort the GPU hosts into serving and not serving": {"gpu-node-01", "gpu-node-02"},
+        "Plan the vLLM rollout": {"gpu-node-01", "gpu-node-02"},
+        "Deploy the vLLM gateway": {"gpu-node-01"},
+        "Node exporter on every host": {"gpu-node-01", "gpu-node-02", "grafana-01"},
+        "Prometheus": {"gpu-node-02"},
+        "Grafana": {"grafana-01"},
+    },
+}
+
+PLAY_LINE = re.compile(r"^\s+play #\d+ \(([^)]*)\): (.*?)\tTAGS:")
+HOST_COUNT = re.compile(r"^\s+hosts \((\d+)\):")
+
+
+def list_hosts(inventory):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    out = subprocess.run([playbook, "-i", os.path.join(ROOT, "inventory", inventory),
+                          os.path.join(ROOT, "site.yml"), "--list-hosts"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    plays, current, left = {}, None, 0
+    for line in out.splitlines():
+        m = PLAY_LINE.match(line)
+        if m:
+            current = m.group(2)
+            plays[current] = set()
+            continue
+        m = HOST_COUNT.match(line)
+        if m:
+            left = int(m.group(1))
+            continue
+        if current and left and line.strip():
+            plays[current].add(line.strip())
+            left -= 1
+    return plays
+
+
+@pytest.mark.parametrize("inventory", sorted(PLAYS))
+def test_each_service_lands_on_the_hosts_of_its_group(inventory):
+    plays = list_hosts(inventory)
+    for play, hosts in PLAYS[inventory].items():
+        assert plays.get(play) == hosts, "%s: play %r runs on %s, expected %s" % (
+            inventory, play, sorted(plays.get(play) or []), sorted(hosts))
+    # The first play checks every host before any changes.
+    first = next(iter(plays))
+    assert first == "Check every input before any host changes"
+    assert plays[first] == set().union(*PLAYS[inventory].values())

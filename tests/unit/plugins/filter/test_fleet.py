@@ -1,0 +1,171 @@
+"""The fleet model (plugins/filter/fleet.py) on the layouts and edge cases it must handle."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.vllm.plugins.filter.fleet import (
+    fleet_instances, fleet_model, fleet_urls, port_conflicts, server_name)
+from ansible_collections.llmops.vllm.plugins.filter.vllm_server import vllm_instance_config
+
+
+def inventory(groups, hostvars=None):
+    hostvars = dict(hostvars or {})
+    for members in groups.values():
+        for h in members:
+            hostvars.setdefault(h, {})
+    groups = dict(groups)
+    groups.setdefault("all", sorted(hostvars))
+    return hostvars, groups
+
+
+def test_default_instance_when_unset_and_empty_list_kept():
+    hv, groups = inventory({"vllm": ["a", "b"]}, {"b": {"vllm_server_instances": []}})
+    model = fleet_model(hv, groups)
+    assert [(i["name"], i["port"]) for i in model["vllm"]["a"]] == [("main", 8000)]
+    assert model["vllm"]["b"] == []
+    # The gateway and Prometheus agree: no backend and no target for b.
+    assert [b["name"] for b in model["gateway_backends"]] == ["a_main"]
+    assert [tg["labels"]["host"] for tg in model["scrape_targets"]["vllm"]] == ["a"]
+
+
+def test_several_instances_per_host_give_one_backend_and_target_each():
+    hv, groups = inventory({"vllm": ["gpu1"]}, {"gpu1": {
+        "ansible_host": "10.0.0.1", "vllm_server_model": "Qwen/Qwen3-8B",
+        "vllm_server_instances": [{"name": "g01", "port": 8000, "cuda_visible_devices": "0,1"},
+                                  {"name": "g23", "port": "8001"}]}})
+    model = fleet_model(hv, groups)
+    assert [(b["name"], b["address"], b["port"]) for b in model["gateway_backends"]] == [
+        ("gpu1_g01", "10.0.0.1", 8000), ("gpu1_g23", "10.0.0.1", 8001)]
+    tgs = model["scrape_targets"]["vllm"]
+    assert [tg["targets"] for tg in tgs] == [["10.0.0.1:8000"], ["10.0.0.1:8001"]]
+    assert tgs[1]["labels"] == {"host": "gpu1", "vllm_instance": "g23", "vllm_model": "Qwen/Qwen3-8B"}
+    assert model["vllm"]["gpu1"][1]["unit"] == "vllm@g23.service"
+
+
+def test_served_model_name_wins_and_fleet_address_wins():
+    hv, groups = inventory({"vllm": ["h"]}, {"h": {
+        "ansible_host": "203.0.113.1", "fleet_address": "10.1.0.1",
+        "vllm_server_model": "/models/x", "vllm_server_served_model_name": "x"}})
+    model = fleet_model(hv, groups)
+    assert model["scrape_targets"]["vllm"][0] == {"targets": ["10.1.0.1:8000"],
+                                                  "labels": {"host": "h", "vllm_instance": "main", "vllm_model": "x"}}
+
+
+def test_split_layout():
+    hv, groups = inventory({
+        "gpu": ["gpu-1", "gpu-2"], "vllm": ["gpu-1", "gpu-2"], "gateway": ["gpu-1"],
+        "prometheus": ["gpu-2"], "grafana": ["graf"], "monitoring": ["gpu-2", "graf"]},
+        {"gpu-2": {"ansible_host": "10.0.10.12"}, "graf": {"ansible_host": "203.0.113.20"}})
+    model = fleet_model(hv, groups)
+    assert model["hosts"]["prometheus"] == ["gpu-2"]
+    assert model["hosts"]["grafana"] == ["graf"]
+    assert model["grafana_prometheus_url"] == {"graf": "http://10.0.10.12:9090"}
+    assert model["services"]["gpu-2"] == ["gpu", "vllm", "node_exporter", "prometheus"]
+    assert model["services"]["graf"] == ["node_exporter", "grafana"]
+    assert [tg["targets"][0] for tg in model["scrape_targets"]["grafana"]] == ["203.0.113.20:3000"]
+    assert [tg["targets"][0] for tg in model["scrape_targets"]["gpu"]] == ["gpu-1:9400", "10.0.10.12:9400"]
+
+
+def test_all_in_one_layout_grafana_reads_its_own_prometheus():
+    hv, groups = inventory({g: ["box"] for g in ("gpu", "vllm", "gateway", "prometheus", "grafana")},
+                           {"box": {"ansible_host": "192.0.2.10", "prometheus_port": 9091}})
+    model = fleet_model(hv, groups)
+    assert model["grafana_prometheus_url"] == {"box": "http://127.0.0.1:9091"}
+    assert model["services"]["box"] == ["gpu", "vllm", "gateway", "node_exporter", "prometheus", "grafana"]
+
+
+def test_host_in_several_groups_counted_once_per_job():
+    hv, groups = inventory({"vllm": ["x"], "gateway": ["x"], "gpu": ["x"]})
+    model = fleet_model(hv, groups)
+    assert len(model["scrape_targets"]["node"]) == 1
+    assert model["services"]["x"] == ["gpu", "vllm", "gateway", "node_exporter"]
+
+
+def test_port_variables_of_a_host_win():
+    hv, groups = inventory({"gateway": ["gw"], "alertmanager": ["am1", "am2"]},
+                           {"gw": {"vllm_gateway_metrics_port": 9405, "node_exporter_port": "9101"},
+                            "am2": {"ansible_host": "fd00::2"}})
+    model = fleet_model(hv, groups, {"alertmanager_port": 9193})
+    assert model["scrape_targets"]["gateway"][0]["targets"] == ["gw:9405"]
+    assert [tg["targets"][0] for tg in model["scrape_targets"]["node"] if tg["labels"]["host"] == "gw"] == ["gw:9101"]
+    assert model["alertmanager_targets"] == ["am1:9193", "[fd00::2]:9193"]
+
+
+def test_names_with_odd_characters_make_valid_unique_server_names():
+    assert server_name("gpu node/1", "main") == "gpu_node_1_main"
+    hv, groups = inventory({"vllm": ["gpu node/1", "gpu node_1"]})
+    with pytest.raises(AnsibleFilterError, match="gpu_node_1_main is shared"):
+        fleet_model(hv, groups)
+
+
+def test_missing_groups_give_empty_lists_and_no_jobs():
+    hv, groups = inventory({"vllm": ["a"]})
+    model = fleet_model(hv, groups)
+    assert model["hosts"]["prometheus"] == [] and model["grafana_prometheus_url"] == {}
+    assert sorted(model["scrape_targets"]) == ["node", "vllm"]
+
+
+@pytest.mark.parametrize("instances, message", [
+    ("main", "must be a list"),
+    ([{"name": "a", "port": 8000, "colour": "red"}], "unknown keys colour"),
+    ([{"name": "Bad Name", "port": 8000}], "instance name 'Bad Name'"),
+    ([{"name": "a", "port": 70000}], "port from 1 to 65535"),
+    ([{"name": "a", "port": True}], "port from 1 to 65535"),
+    ([{"name": "a", "port": 8000}, {"name": "a", "port": 8001}], "names must be unique"),
+    ([{"name": "a", "port": 8000}, {"name": "b", "port": 8000}], "its own port"),
+])
+def test_bad_instance_lists_name_the_host_and_variable(instances, message):
+    with pytest.raises(AnsibleFilterError, match=message) as err:
+        fleet_instances(instances, "gpu-7")
+    assert "vllm_server_instances of gpu-7" in str(err.value)
+
+
+def test_fleet_instances_names_units_and_servers_as_the_model_does():
+    hv, groups = inventory({"vllm": ["gpu-1"]}, {"gpu-1": {"vllm_server_instances": [{"name": "a", "port": 8001}]}})
+    model = fleet_model(hv, groups)
+    mine = fleet_instances([{"name": "a", "port": 8001}], "gpu-1")
+    assert [(i["unit"], i["server"], i["port"]) for i in mine] == [
+        (i["unit"], i["server"], i["port"]) for i in model["vllm"]["gpu-1"]]
+    assert [i["name"] for i in fleet_instances(None, "gpu-1")] == ["main"]
+
+
+def test_port_conflicts():
+    assert port_conflicts({"vllm_server": [8000, "9100"], "node_exporter": [9100], "grafana": [3000]}) == [
+        "port 9100 is wanted by node_exporter and vllm_server"]
+    assert port_conflicts({"prometheus": [9090], "vllm_server": [8000]}) == []
+    assert port_conflicts({}) == []
+
+
+SETTINGS = {"model_arg": "/m/tiny", "served_name": "tiny", "host": "0.0.0.0", "shutdown_timeout": 5,
+            "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "max_model_len": 0, "dtype": "auto",
+            "model_source": "path", "model_revision": "main", "extra_args": ["--enable-prefix-caching"],
+            "env": {"A": "1"}}
+
+
+def test_instance_config_instance_keys_win():
+    out = vllm_instance_config([{"name": "g0", "port": 8001, "tensor_parallel_size": 2, "max_model_len": 4096,
+                                 "cuda_visible_devices": "0,1", "extra_args": ["--seed=1"], "env": {"A": "2"}}],
+                               dict(SETTINGS, model_source="hf", dtype="float32"))
+    inst = out[0]
+    assert inst["unit"] == "vllm@g0.service"
+    assert inst["args"] == ["--model", "/m/tiny", "--served-model-name", "tiny", "--host", "0.0.0.0", "--port", "8001",
+                            "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.9", "--shutdown-timeout", "5",
+                            "--revision", "main", "--max-model-len", "4096", "--dtype", "float32",
+                            "--enable-prefix-caching", "--seed=1"]
+    assert inst["env"] == {"A": "2", "CUDA_VISIBLE_DEVICES": "0,1"}
+
+
+def test_instance_config_defaults():
+    inst = vllm_instance_config([{"name": "main", "port": 8000}], SETTINGS)[0]
+    assert "--revision" not in inst["args"] and "--max-model-len" not in inst["args"] and "--dtype" not in inst["args"]
+    assert inst["env"] == {"A": "1"}
+
+
+def test_fleet_urls_read_one_group():
+    hv, groups = inventory({"alertmanager": ["am1", "am2"], "prometheus": ["p"]},
+                           {"am2": {"fleet_address": "10.0.0.2", "alertmanager_port": 9193}})
+    assert fleet_urls(hv, groups, "alertmanager") == ["http://am1:9093", "http://10.0.0.2:9193"]
+    assert fleet_urls(hv, groups, "grafana") == []
+    assert fleet_urls(hv, groups, "prometheus") == ["http://p:9090"]
+    with pytest.raises(AnsibleFilterError, match="not 'vllm'"):
+        fleet_urls(hv, groups, "vllm")
