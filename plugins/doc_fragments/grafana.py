@@ -8,7 +8,11 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Connection options of the grafana_* modules (llmops.vllm.grafana)."""
+    """Connection options of the grafana_* modules (llmops.vllm.grafana).
+
+    The TLS and timeout options are in ``llmops.vllm.http_options``, which
+    each grafana_* module lists beside this fragment.
+    """
 
     DOCUMENTATION = r"""
 options:
@@ -43,28 +47,6 @@ options:
       - Grafana organisation to act in, sent as the C(X-Grafana-Org-Id) header.
       - When not set, Grafana uses the current organisation of the user (a token belongs to one organisation).
     type: int
-  validate_certs:
-    description:
-      - Whether to validate the TLS certificate of an C(https) O(url).
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file of the certificate authorities to trust for an C(https) O(url).
-    type: path
-  client_cert:
-    description:
-      - PEM client certificate for TLS client authentication.
-    type: path
-  client_key:
-    description:
-      - PEM private key of O(client_cert), when it is not in the same file.
-    type: path
-  timeout:
-    description:
-      - Timeout in seconds of each HTTP request.
-    type: int
-    default: 30
   retries:
     description:
       - How many times to retry a request that got no HTTP answer (connection refused or reset, timeout,

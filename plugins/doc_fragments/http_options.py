@@ -8,7 +8,12 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """TLS and timeout options of the HTTP modules (module_utils/http_util.py HTTP_ARGUMENT_SPEC)."""
+    """TLS and timeout options of the HTTP modules (module_utils/http_util.py HTTP_ARGUMENT_SPEC).
+
+    ``llmops.vllm.http_options`` documents the options, for every HTTP module;
+    ``llmops.vllm.http_options.notes`` adds the notes of a module that reaches any
+    HTTP server (the grafana_* modules have theirs in ``llmops.vllm.grafana``).
+    """
 
     DOCUMENTATION = r"""
 options:
@@ -34,6 +39,11 @@ options:
       - Timeout in seconds of each HTTP request.
     type: int
     default: 30
+"""
+
+    # llmops.vllm.http_options.notes
+    NOTES = r"""
+options: {}
 notes:
   - The module runs on the host the task runs on and connects from there. Use C(delegate_to=localhost) to
     reach the server from the controller.

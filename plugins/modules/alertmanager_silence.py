@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: alertmanager_silence
 short_description: Create or expire an Alertmanager silence, idempotently
-version_added: 0.2.0
+version_added: 0.1.0
 author: llmops.vllm maintainers (!UNKNOWN)
 description:
   - Manages one silence through Alertmanager's API v2 (C(/api/v2/silences), C(/api/v2/silence/<id>)).
@@ -24,6 +24,7 @@ description:
 extends_documentation_fragment:
   - llmops.vllm.attributes
   - llmops.vllm.http_options
+  - llmops.vllm.http_options.notes
 options:
   urls:
     description:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: grafana_annotation
 short_description: Create or delete a Grafana annotation, found by its tags and text
-version_added: 0.2.0
+version_added: 0.1.0
 author: llmops.vllm maintainers (!UNKNOWN)
 description:
   - Manages one annotation through Grafana's HTTP API (C(/api/annotations)), such as the mark of a rollout or a
@@ -22,6 +22,7 @@ description:
     (C(PATCH /api/annotations/<id>)).
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.http_options
   - llmops.vllm.attributes
 options:
   tags:

@@ -28,6 +28,7 @@ description:
     written.
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.http_options
   - llmops.vllm.attributes
   - llmops.vllm.attributes.action
 options:

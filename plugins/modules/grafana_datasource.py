@@ -22,6 +22,7 @@ description:
     (it only reports which keys are set, as C(secureJsonFields)). See O(update_secure_json_data).
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.http_options
   - llmops.vllm.attributes
 options:
   uid:

@@ -18,6 +18,7 @@ description:
   - Reads the folder first and writes only when its title or parent differ from the task.
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.http_options
   - llmops.vllm.attributes
 options:
   uid:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: grafana_service_account
 short_description: Create, update or delete a Grafana service account and make sure it has a token
-version_added: 0.2.0
+version_added: 0.1.0
 author: llmops.vllm maintainers (!UNKNOWN)
 description:
   - Manages one service account through Grafana's HTTP API (C(/api/serviceaccounts)), identified by its O(name)
@@ -22,6 +22,7 @@ description:
     is deleted and created again.
 extends_documentation_fragment:
   - llmops.vllm.grafana
+  - llmops.vllm.http_options
   - llmops.vllm.attributes
 options:
   name:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: prometheus_query
 short_description: Run a PromQL instant or range query and return typed values
-version_added: 0.2.0
+version_added: 0.1.0
 author: llmops.vllm maintainers (!UNKNOWN)
 description:
   - Runs a PromQL query through Prometheus' HTTP API (C(/api/v1/query), or C(/api/v1/query_range) when O(start)
@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - llmops.vllm.attributes
   - llmops.vllm.attributes.info_module
   - llmops.vllm.http_options
+  - llmops.vllm.http_options.notes
 options:
   url:
     description:

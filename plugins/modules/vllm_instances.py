@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: vllm_instances
 short_description: Decide which vLLM instances of a host to restart
-version_added: "0.2.0"
+version_added: "0.1.0"
 description:
   - Compares each instance's desired fingerprint with the one recorded when the instance last
     came up healthy (a JSON file per instance in O(state_dir)), and reads whether its systemd unit

@@ -4,11 +4,13 @@
 
 ``grafana_double``: the Grafana test double (tests/grafana_double) as its own
 process on a free port of 127.0.0.1, with an admin password and an Admin
-service-account token. ``run_playbook``: runs a playbook with the project's
-ansible.cfg against localhost (connection local) and returns (rc, output).
-``prometheus_stub``: a minimal Prometheus HTTP API answering the query
-Grafana's health check sends. These never skip: a missing tool is a failure.
-(tests/integration/grafana_modules keeps its own fixtures.)
+service-account token; it reads the provisioning files of the
+``grafana_provisioning`` fixture (none, unless a test module overrides it) and
+``restart()`` starts it again on its port and data. ``run_playbook``: runs a
+playbook with the project's ansible.cfg against localhost (connection local)
+and returns (rc, output, recap). ``prometheus_stub``: a minimal Prometheus HTTP
+API answering the query Grafana's health check sends. These never skip: a
+missing tool is a failure.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -61,24 +63,41 @@ def http_json(url, method='GET', body=None, token=None, user=None, password=None
 
 
 class GrafanaDoubleProcess:
-    """The double started like the packaged service: its own process and grafana.ini."""
+    """The double started like the packaged service: its own process and grafana.ini.
 
-    def __init__(self, root):
+    ``provisioning`` maps paths under the provisioning directory (such as
+    ``datasources/it.yaml``) to the text of the files the double reads at start.
+    """
+
+    def __init__(self, root, provisioning=None):
         with socket.socket() as sock:
             sock.bind(('127.0.0.1', 0))
             self.port = sock.getsockname()[1]
         self.url = 'http://127.0.0.1:%d' % self.port
         self.admin_password = ADMIN_PASSWORD
         self.log_path = os.path.join(root, 'grafana.log')
-        ini = os.path.join(root, 'grafana.ini')
-        with open(ini, 'w') as handle:
+        self.ini = os.path.join(root, 'grafana.ini')
+        for relative, text in (provisioning or {}).items():
+            path = os.path.join(root, 'provisioning', relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as handle:
+                handle.write(text)
+        with open(self.ini, 'w') as handle:
             handle.write('[server]\nhttp_addr = 127.0.0.1\nhttp_port = %d\n[paths]\ndata = %s\nprovisioning = %s\n'
                          '[security]\nadmin_user = admin\nadmin_password = %s\n'
                          % (self.port, os.path.join(root, 'data'), os.path.join(root, 'provisioning'), ADMIN_PASSWORD))
         self._log = open(self.log_path, 'w')
-        self.process = subprocess.Popen([sys.executable, DOUBLE, '--config', ini], stdout=self._log,
+        self._start()
+        status, account = self.admin('POST', '/api/serviceaccounts', {'name': 'it', 'role': 'Admin'})
+        assert status == 201, account
+        status, token = self.admin('POST', '/api/serviceaccounts/%d/tokens' % account['id'], {'name': 'it'})
+        assert status == 200, token
+        self.token = token['key']
+
+    def _start(self):
+        self.process = subprocess.Popen([sys.executable, DOUBLE, '--config', self.ini], stdout=self._log,
                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             assert self.process.poll() is None, 'the Grafana double exited:\n' + self.read_log()
             try:
@@ -88,11 +107,12 @@ class GrafanaDoubleProcess:
                 pass
             assert time.monotonic() < deadline, 'the Grafana double did not start:\n' + self.read_log()
             time.sleep(0.1)
-        status, account = self.admin('POST', '/api/serviceaccounts', {'name': 'it', 'role': 'Admin'})
-        assert status == 201, account
-        status, token = self.admin('POST', '/api/serviceaccounts/%d/tokens' % account['id'], {'name': 'it'})
-        assert status == 200, token
-        self.token = token['key']
+
+    def restart(self):
+        """Stop the double and start it again on the same port, grafana.ini and data (its state persists)."""
+        self.stop()
+        self._log = open(self.log_path, 'a')
+        self._start()
 
     def admin(self, method, path, body=None):
         return http_json(self.url + path, method, body, user='admin', password=ADMIN_PASSWORD)
@@ -116,8 +136,15 @@ class GrafanaDoubleProcess:
 
 
 @pytest.fixture
-def grafana_double(tmp_path):
-    double = GrafanaDoubleProcess(str(tmp_path))
+def grafana_provisioning():
+    """{path under the provisioning directory: text} for the double to read at start; a test
+    module overrides this fixture to provision data sources or dashboards."""
+    return {}
+
+
+@pytest.fixture
+def grafana_double(tmp_path, grafana_provisioning):
+    double = GrafanaDoubleProcess(str(tmp_path), grafana_provisioning)
     try:
         yield double
     finally:

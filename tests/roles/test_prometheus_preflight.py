@@ -2,54 +2,31 @@
 changes a host, with a message that names the variable to fix.
 
 Runs the role against the controller itself with only its preflight tag
-(argument_specs validation runs too), so nothing can be installed here. The
-cases cover the alert-rule variables (issue 11) and the vLLM job's drop list.
+(argument_specs validation runs too), so nothing can be installed here
+(tests/roles/conftest.py, role_preflight). The cases cover the alert-rule
+variables (issue 11) and the vLLM job's drop list.
 """
-
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PLAYBOOK = """
-- hosts: localhost
-  connection: local
-  gather_facts: true
-  roles:
-    - role: llmops.vllm.prometheus
-"""
+# The package method needs a Debian-family controller; the archive method runs anywhere.
+BASE = {"prometheus_install_method": "archive"}
 
 
-def run_preflight(tmp_path, overrides):
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PLAYBOOK)
-    extra = tmp_path / "vars.json"
-    # The package method needs a Debian-family controller; the archive method runs anywhere.
-    extra.write_text(json.dumps(dict({"ansible_python_interpreter": sys.executable,
-                                      "prometheus_install_method": "archive"}, **overrides)))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), ANSIBLE_NOCOLOR="1")
-    bindir = os.path.dirname(sys.executable)
-    proc = subprocess.run(
-        [os.path.join(bindir, "ansible-playbook"), "-i", "localhost,", str(playbook),
-         "--tags", "prometheus_preflight", "-e", "@" + str(extra)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
+def run_preflight(role_preflight, overrides):
+    return role_preflight("prometheus", dict(BASE, **overrides))
 
 
-def test_good_input_passes(tmp_path):
-    rc, out = run_preflight(tmp_path, {})
+def test_good_input_passes(role_preflight):
+    rc, out = run_preflight(role_preflight, {})
     assert rc == 0, out
     assert "changed=0" in out
 
 
-def test_no_slo_window_passes_with_the_slo_rules_off(tmp_path):
-    rc, out = run_preflight(tmp_path, {"prometheus_slo_alert_rules_enabled": False,
-                                       "prometheus_alert_slo_fast_burn_windows": [],
-                                       "prometheus_alert_slo_slow_burn_windows": []})
+def test_no_slo_window_passes_with_the_slo_rules_off(role_preflight):
+    rc, out = run_preflight(role_preflight, {"prometheus_slo_alert_rules_enabled": False,
+                                             "prometheus_alert_slo_fast_burn_windows": [],
+                                             "prometheus_alert_slo_slow_burn_windows": []})
     assert rc == 0, out
 
 
@@ -83,8 +60,8 @@ WINDOW = {"long": "1h", "short": "5m", "factor": 14.4}
     ({"prometheus_alert_slo_ttft_objective": 0.0}, "prometheus_alert_slo_ttft_objective must be a share in (0, 1)"),
     ({"prometheus_vllm_drop_metrics": [".+_created", ""]}, "prometheus_vllm_drop_metrics must be a list of non-empty"),
 ])
-def test_bad_input_fails_in_preflight(tmp_path, overrides, expected):
-    rc, out = run_preflight(tmp_path, overrides)
+def test_bad_input_fails_in_preflight(role_preflight, overrides, expected):
+    rc, out = run_preflight(role_preflight, overrides)
     assert rc != 0, out
     assert expected in out, out
     assert "changed=0" in out or "changed=" not in out

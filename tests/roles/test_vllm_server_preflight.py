@@ -2,24 +2,11 @@
 changes a host, with a message that names what to fix.
 
 Runs the role against the controller itself with only its preflight tag
-(argument_specs validation runs too), so nothing can be installed here.
+(argument_specs validation runs too), so nothing can be installed here
+(tests/roles/conftest.py, role_preflight).
 """
-
-import json
-import os
-import subprocess
-import sys
 
 import pytest
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PLAYBOOK = """
-- hosts: localhost
-  connection: local
-  gather_facts: true
-  roles:
-    - role: llmops.vllm.vllm_server
-"""
 
 GOOD = {
     "vllm_server_model": "Qwen/Qwen3-0.6B",
@@ -28,23 +15,12 @@ GOOD = {
 }
 
 
-def run_preflight(tmp_path, overrides):
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PLAYBOOK)
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps(dict(GOOD, ansible_python_interpreter=sys.executable, **overrides)))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), ANSIBLE_NOCOLOR="1")
-    bindir = os.path.dirname(sys.executable)
-    proc = subprocess.run(
-        [os.path.join(bindir, "ansible-playbook"), "-i", "localhost,", str(playbook),
-         "--tags", "vllm_server_preflight", "-e", "@" + str(extra)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
+def run_preflight(role_preflight, overrides):
+    return role_preflight("vllm_server", dict(GOOD, **overrides))
 
 
-def test_good_input_passes(tmp_path):
-    rc, out = run_preflight(tmp_path, {})
+def test_good_input_passes(role_preflight):
+    rc, out = run_preflight(role_preflight, {})
     assert rc == 0, out
     assert "changed=0" in out
 
@@ -69,8 +45,8 @@ def test_good_input_passes(tmp_path):
     ({"vllm_server_model_source": "controller", "vllm_server_model": "/nonexistent/model"}, "is not a directory on the controller"),
     ({"vllm_server_requirements_lock": "/nonexistent.lock"}, "not a file on the controller"),
 ])
-def test_bad_input_fails_in_preflight(tmp_path, overrides, expected):
-    rc, out = run_preflight(tmp_path, overrides)
+def test_bad_input_fails_in_preflight(role_preflight, overrides, expected):
+    rc, out = run_preflight(role_preflight, overrides)
     assert rc != 0, out
     assert expected in out, out
     assert "changed=0" in out or "changed=" not in out
