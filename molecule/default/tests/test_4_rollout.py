@@ -104,14 +104,19 @@ class HealthSampler:
 
     def _healthy(self, url):
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=5) as r:
                 return r.status == 200
         except Exception:  # noqa: BLE001 - any failure is "not healthy"
             return False
 
     def _run(self):
+        # An instance counts as down after two failed probes in a row: a restart
+        # takes tens of seconds, while one slow answer on a loaded machine is noise.
+        last = {}
         while not self._stop.is_set():
-            self.samples.append({k: self._healthy(u) for k, u in self.urls.items()})
+            now = {k: self._healthy(u) for k, u in self.urls.items()}
+            self.samples.append({k: now[k] or last.get(k, now[k]) for k in now})
+            last = now
             self._stop.wait(self.interval)
 
     def min_healthy(self, keys=None):
