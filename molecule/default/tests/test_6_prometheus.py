@@ -46,7 +46,7 @@ VLLM_TARGETS = {  # host_vars/stack-vllm-1.yml: two instances; stack-vllm-2: the
     ("stack-vllm-1", "second", "stack-vllm-1:8001"),
     ("stack-vllm-2", "main", "stack-vllm-2:8000"),
 }
-JOBS = {"vllm", "node", "gateway", "grafana", "prometheus"}
+JOBS = {"vllm", "node", "gateway", "grafana", "alertmanager", "prometheus"}
 CONF = "/etc/prometheus/prometheus.yml"
 UNIT = "prometheus.service"
 # Groups and alerts that must be there whatever else the rule files grow.
@@ -198,6 +198,9 @@ def test_generated_config(host):
     assert vllm == VLLM_TARGETS
     assert all(g["labels"]["vllm_model"] == "tiny" for g in jobs["vllm"]["static_configs"])
     assert {g["labels"]["host"] for g in jobs["node"]["static_configs"]} == HOSTS
+    # Alerts go to every Alertmanager of the group (the fleet model), over API v2.
+    assert conf["alerting"]["alertmanagers"] == [
+        {"api_version": "v2", "static_configs": [{"targets": ["stack-mon-1:9093"]}]}]
 
 
 def test_every_target_up_with_its_labels(prom):
@@ -210,6 +213,7 @@ def test_every_target_up_with_its_labels(prom):
     assert sorted(n["host"] for n in by_job["node"]) == sorted(HOSTS)
     assert [(g["host"], g["instance"]) for g in by_job["gateway"]] == [("stack-mon-1", "stack-mon-1:8405")]
     assert [(g["host"], g["instance"]) for g in by_job["grafana"]] == [("stack-mon-1", "stack-mon-1:3000")]
+    assert [(g["host"], g["instance"]) for g in by_job["alertmanager"]] == [("stack-mon-1", "stack-mon-1:9093")]
     assert [p["host"] for p in by_job["prometheus"]] == [PROM_HOST]
 
 
