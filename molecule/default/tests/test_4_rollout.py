@@ -133,7 +133,8 @@ class HealthSampler:
 
 def under_load(path):
     gateway = "http://%s:8080" % container_ip("stack-mon-1")
-    load = LoadGenerator(gateway, KEY, "tiny", rate=2).start()
+    # 1 req/s: continuous traffic without starving the restarts on a 2-core machine.
+    load = LoadGenerator(gateway, KEY, "tiny", rate=1).start()
     with HealthSampler() as sampler:
         rc, out, seconds = playbook(path)
         time.sleep(2)
@@ -166,7 +167,7 @@ def test_1_one_argument_changed_rolls_out_that_host_one_instance_at_a_time():
     restarted = {k for k in before if before[k] != after[k]}
     report("argument change", seconds, load, sampler, restarted)
     assert rc == 0, out[-4000:]
-    assert load["sent"] > 20 and load["failed"] == 0, load
+    assert load["sent"] > 10 and load["failed"] == 0, load
     assert restarted == HOST1
     # One at a time: `second` started only after `main` was back and recorded healthy,
     # so the host always had an instance serving.
@@ -209,7 +210,7 @@ def test_3_documented_upgrade_flow_then_site_changes_nothing():
     restarted = {k for k in before if before[k] != after[k]}
     report("upgrade A->B", seconds, load, sampler, restarted)
     assert rc == 0, out[-4000:]
-    assert load["sent"] > 20 and load["failed"] == 0, load
+    assert load["sent"] > 10 and load["failed"] == 0, load
     assert restarted == set(before)
     assert sampler.min_healthy() >= 1
     for host, names in INSTANCES.items():
