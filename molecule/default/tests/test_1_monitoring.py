@@ -4,6 +4,7 @@ test through the gateway, every dashboard query, Grafana's provisioned objects."
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +15,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 from loadgen import container_ip  # noqa: E402
 from prom import alerts, query, targets  # noqa: E402
 from vllm_checks import wait_for  # noqa: E402
+
+# ShareGPT's format (a list of {"id", "conversations": [{"from", "value"}, ...]}),
+# written for these tests: short turns, so the tiny model answers quickly.
+_TOPICS = ["GPU memory", "a systemd unit", "Prometheus recording rules", "HAProxy health checks",
+           "rolling upgrades", "tokenizers", "KV cache blocks", "alert routing", "canary releases",
+           "time to first token", "batch scheduling", "model weights on disk"]
+SHAREGPT_SMALL = [
+    {"id": "llmops-%d" % i,
+     "conversations": [
+         {"from": "human", "value": "Explain %s to a new operator of an inference fleet, in two sentences." % topic},
+         {"from": "gpt", "value": "It matters for %s because the fleet depends on it every day." % topic}]}
+    for i, topic in enumerate(_TOPICS)]
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -54,14 +67,26 @@ def test_no_alert_firing_in_steady_state(prom):
     assert [a for a in alerts(prom, state="firing") if a["labels"]["alertname"] != "Watchdog"] == []
 
 
-def test_load_test_then_every_dashboard_query_has_data(prom):
+def test_load_test_then_every_dashboard_query_has_data(prom, tmp_path):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), MOLECULE_PROJECT_DIRECTORY=ROOT,
                ANSIBLE_NOCOLOR="1")
+    # A small file in ShareGPT's format on the controller: the playbook copies it
+    # to the client host and vLLM's benchmark samples its conversations.
+    dataset = tmp_path / "sharegpt-small.json"
+    dataset.write_text(json.dumps(SHAREGPT_SMALL))
     proc = subprocess.run(["ansible-playbook", "-i", INVENTORY, os.path.join(ROOT, "playbooks", "loadtest.yml"),
-                           "-e", "loadtest_num_prompts=30"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=1800)
+                           "-e", "loadtest_num_prompts=30", "-e", "loadtest_dataset=sharegpt",
+                           "-e", "loadtest_sharegpt_path=%s" % dataset],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "30 completed, 0 failed" in proc.stdout, proc.stdout[-2000:]
+    assert "dataset: ShareGPT file %s" % dataset in proc.stdout, proc.stdout[-2000:]
+    # The summary is printed and saved beside the result, with the percentiles.
+    result = re.search(r"result: (\S+\.json)", proc.stdout).group(1)
+    summary = open(result[:-len(".json")] + ".summary.txt").read()
+    assert re.search(r"TTFT: p50 [0-9.]+ ms, p90 [0-9.]+ ms, p99 [0-9.]+ ms", summary), summary
+    assert re.search(r"ITL: p50 [0-9.]+ ms, p90 [0-9.]+ ms, p99 [0-9.]+ ms", summary), summary
+    assert json.load(open(result))["completed"] == 30
     # Recording rules and rates need a couple of evaluations after the traffic.
     wait_for(lambda: query(prom, "model_name:vllm_num_requests_running:sum"), 120, interval=5,
              what="a recording-rule series")
