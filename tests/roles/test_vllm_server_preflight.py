@@ -44,6 +44,12 @@ def test_good_input_passes(role_preflight):
     ({"vllm_server_installer": "conda"}, "vllm_server_installer"),
     ({"vllm_server_model_source": "controller", "vllm_server_model": "/nonexistent/model"}, "is not a directory on the controller"),
     ({"vllm_server_requirements_lock": "/nonexistent.lock"}, "not a file on the controller"),
+    ({"vllm_server_env": {"VLLM_API_KEY": "k" * 24}}, "Set the API key only in vllm_server_api_key"),
+    ({"vllm_server_instances": [{"name": "main", "port": 8000, "env": {"VLLM_API_KEY": "k" * 24}}]},
+     "Set the API key only in vllm_server_api_key"),
+    ({"vllm_server_extra_args": ["--api-key=" + "k" * 24]}, "Set the API key only in vllm_server_api_key"),
+    ({"vllm_server_instances": [{"name": "main", "port": 8000, "extra_args": ["--api-key", "k" * 24]}]},
+     "Set the API key only in vllm_server_api_key"),
 ])
 def test_bad_input_fails_in_preflight(role_preflight, overrides, expected):
     rc, out = run_preflight(role_preflight, overrides)
