@@ -1135,6 +1135,8 @@ class GrafanaDouble:
             raise errutil(401, "api-key.invalid", "Invalid API key", extra=True)
         if tok.get("expires") and tok["expires"] <= time.time():
             raise errutil(401, "api-key.expired", "Expired API key", extra=True)
+        if tok.get("isRevoked"):
+            raise errutil(401, "api-key.revoked", "Revoked API key", extra=True)
         sa = self.find("users", id=tok["serviceAccountId"])
         if sa is None or sa["isDisabled"]:
             raise errutil(401, "api-key.invalid", "Invalid API key", extra=True)
@@ -1816,10 +1818,12 @@ class GrafanaDouble:
         ttl = body.get("secondsToLive") or 0
         if not isinstance(ttl, int) or ttl < 0:
             raise err(400, "Bad request data", trace=True)
+        # pkg/services/serviceaccounts/api/token.go CreateToken: plain response.Error bodies
         max_ttl = int(self.cfg.get("auth", "api_key_max_seconds_to_live") or -1)
-        if max_ttl != -1 and (ttl == 0 or ttl > max_ttl):
-            raise errutil(400, "serviceaccounts.ErrTokenExpiration",
-                          "secondsToLive must be between 1 and %d" % max_ttl)
+        if max_ttl != -1 and ttl == 0:
+            raise err(400, "Number of seconds before expiration should be set")
+        if max_ttl != -1 and ttl > max_ttl:
+            raise err(400, "Number of seconds before expiration is greater than the global limit")
         if any(t["name"] == body["name"] for t in self.state["tokens"]):
             raise errutil(400, "serviceaccounts.ErrTokenAlreadyExists",
                           "service account token with given name already exists in the organization")
@@ -1836,13 +1840,16 @@ class GrafanaDouble:
         for t in self.state["tokens"]:
             if t["serviceAccountId"] != sa["id"]:
                 continue
-            exp = t.get("expires")
+            # api/token.go ListTokens: expiration is time.Unix(expires) as RFC 3339 (whole seconds);
+            # secondsUntilExpiration is set only for a token that expires within seven days, else 0
+            exp = int(t["expires"]) if t.get("expires") else None
+            now = time.time()
+            expired = bool(exp and exp < now)
             out.append({"id": t["id"], "name": t["name"], "created": t["created"],
                         "lastUsedAt": t.get("lastUsedAt"),
-                        "expiration": datetime.datetime.fromtimestamp(exp, datetime.timezone.utc).isoformat()
-                        if exp else None,
-                        "secondsUntilExpiration": max(exp - time.time(), 0) if exp else 0,
-                        "hasExpired": bool(exp and exp <= time.time()), "isRevoked": False})
+                        "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)) if exp else None,
+                        "secondsUntilExpiration": exp - now if exp and not expired and exp < now + 7 * 86400 else 0,
+                        "hasExpired": expired, "isRevoked": bool(t.get("isRevoked"))})
         return 200, out
 
     def token_delete(self, ident, sa, token_id):

@@ -2,6 +2,7 @@
 """Tests of the Grafana test double: each starts a real server on a free port."""
 
 import base64
+import calendar
 import json
 import os
 import signal
@@ -199,6 +200,41 @@ def test_service_account_and_tokens(server):
     # unknown account
     assert api.get("/api/serviceaccounts/999")[0] == 404
     assert api.delete("/api/serviceaccounts/%d" % viewer["id"])[1] == {"message": "Service account deleted"}
+
+
+def test_token_expiry_fields_as_grafana_lists_them(server):
+    # api/token.go ListTokens: expiration as RFC 3339 (null when it never expires), hasExpired, and
+    # secondsUntilExpiration only for a token that expires within seven days (0 otherwise)
+    d, api = server()
+    sa, _ = make_token(api)
+    tokens = "/api/serviceaccounts/%d/tokens" % sa["id"]
+    assert api.post(tokens, {"name": "month", "secondsToLive": 30 * 86400})[0] == 200
+    assert api.post(tokens, {"name": "day", "secondsToLive": 86400})[0] == 200
+    status, listed = api.get(tokens)
+    by_name = {t["name"]: t for t in listed}
+    assert set(by_name["day"]) == {"id", "name", "created", "lastUsedAt", "expiration", "secondsUntilExpiration",
+                                   "hasExpired", "isRevoked"}
+    never, month, day = by_name["ansible-token"], by_name["month"], by_name["day"]
+    assert never["expiration"] is None and never["secondsUntilExpiration"] == 0 and never["hasExpired"] is False
+    expires = calendar.timegm(time.strptime(month["expiration"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(expires - time.time() - 30 * 86400) < 5
+    assert month["secondsUntilExpiration"] == 0 and month["hasExpired"] is False and month["isRevoked"] is False
+    assert 86400 - 5 < day["secondsUntilExpiration"] <= 86400
+    # a deleted token is refused; deleting it again is a 404
+    status, body = api.delete("%s/%d" % (tokens, day["id"]))
+    assert status == 200 and body == {"message": "Service account token deleted"}
+    assert api.delete("%s/%d" % (tokens, day["id"]))[0] == 404
+
+
+def test_token_lifetime_limit(server):
+    d, api = server(extra_ini="[auth]\napi_key_max_seconds_to_live = 3600\n")
+    status, sa = api.post("/api/serviceaccounts", {"name": "limited", "role": "Editor"})
+    tokens = "/api/serviceaccounts/%d/tokens" % sa["id"]
+    status, body = api.post(tokens, {"name": "forever"})
+    assert status == 400 and body["message"] == "Number of seconds before expiration should be set"
+    status, body = api.post(tokens, {"name": "long", "secondsToLive": 7200})
+    assert status == 400 and body["message"] == "Number of seconds before expiration is greater than the global limit"
+    assert api.post(tokens, {"name": "ok", "secondsToLive": 3600})[0] == 200
 
 
 # ---------------------------------------------------------------- datasources

@@ -1,10 +1,14 @@
 """The grafana role on a systemd host, with the Grafana test double installed
 from the local signed apt repository, checked through Grafana's HTTP API."""
 
+import calendar
 import json
 import os
+import re
 import stat
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -14,6 +18,12 @@ from vllm_checks import unit_property, wait_for  # noqa: E402
 UNIT = "grafana-server.service"
 BASE = "http://127.0.0.1:3000"
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PLAYBOOK = os.path.join(PROJECT, "playbooks", "grafana.yml")
+SA_NAME = "llmops-vllm"
+TOKEN_TASK = "Token | Service account with its role, and a token within its lifetime"
+DAY = 86400
 
 # Requests run inside the host (no curl there); credentials travel in the
 # environment, never in argv.
@@ -163,3 +173,100 @@ def test_state_survives_restart(host, token):
     status, dash = api(host, "/api/dashboards/uid/vllm-fleet-overview", token=token)
     assert status == 200 and dash["dashboard"]["version"] == before
     assert api(host, "/api/datasources/uid/prometheus", token=token)[0] == 200
+
+
+# ---- The token: least role, expiry, rotation (these run last: they replace the token) ----------
+
+def run_token_tasks(tmp_path, extra=None, check=False):
+    """The role's token tasks (--tags grafana_token) against grafana-1, verbose and with --diff."""
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", INVENTORY, PLAYBOOK,
+           "--tags", "grafana_token", "--diff", "-v"]
+    if extra:
+        path = tmp_path / "extra.json"
+        path.write_text(json.dumps(extra))
+        cmd += ["-e", "@" + str(path)]
+    if check:
+        cmd += ["--check"]
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOLOR="true")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=PROJECT, timeout=600)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, output[-4000:]
+    return output
+
+
+def task_status(output, task):
+    """ok / changed / skipping ... of the first host result after the task's header."""
+    start = output.index("TASK [llmops.vllm.grafana : %s]" % task)
+    found = re.compile(r"^(ok|changed|skipping|failed|fatal): \[grafana-1\]", re.M).search(output, start)
+    return found.group(1)
+
+
+def no_secret_in(output, *secrets):
+    for secret in secrets:
+        assert secret and secret not in output, "a token or password appears in the playbook output"
+
+
+def read(path):
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().strip()
+
+
+def sa_tokens(host, admin_password):
+    status, found = api(host, "/api/serviceaccounts/search?query=" + SA_NAME, user="admin", password=admin_password)
+    assert status == 200, found
+    account = next(a for a in found["serviceAccounts"] if a["name"] == SA_NAME)
+    status, tokens = api(host, "/api/serviceaccounts/%d/tokens" % account["id"], user="admin", password=admin_password)
+    assert status == 200, tokens
+    return account, tokens
+
+
+def expires_in(token):
+    return calendar.timegm(time.strptime(token["expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.time()
+
+
+def test_token_has_the_least_role_and_an_expiry(host, admin_password):
+    account, tokens = sa_tokens(host, admin_password)
+    # grafana_provisioning_method is "modules": the token creates the datasource, which needs Admin
+    assert account["role"] == "Admin"
+    assert len(tokens) == 1, tokens
+    token = tokens[0]
+    # grafana_token_seconds_to_live: 30 days from the converge
+    assert 29 * DAY < expires_in(token) <= 30 * DAY
+    assert token["hasExpired"] is False and token["secondsUntilExpiration"] == 0
+
+
+def test_second_run_keeps_the_token(host, tmp_path, token_file, token, admin_password):
+    output = run_token_tasks(tmp_path)
+    assert task_status(output, TOKEN_TASK) == "ok"
+    assert read(token_file) == token
+    assert api(host, "/api/search?limit=1", token=token)[0] == 200
+    no_secret_in(output, token, admin_password)
+
+
+def test_token_within_the_rotation_window_is_rotated(host, tmp_path, token_file, admin_password):
+    old = read(token_file)
+    _, (before,) = sa_tokens(host, admin_password)
+    # a window longer than the 30-day lifetime puts the current token inside it
+    window = {"grafana_token_rotate_before": 31 * DAY}
+    preview = run_token_tasks(tmp_path, window, check=True)
+    assert task_status(preview, TOKEN_TASK) == "changed"
+    assert read(token_file) == old and sa_tokens(host, admin_password)[1] == [before]
+    assert api(host, "/api/search?limit=1", token=old)[0] == 200
+    no_secret_in(preview, old, admin_password)
+
+    output = run_token_tasks(tmp_path, window)
+    assert task_status(output, TOKEN_TASK) == "changed"
+    new = read(token_file)
+    assert new != old and new.startswith("glsa_")
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    status, body = api(host, "/api/search?limit=1", token=old)
+    assert status == 401 and body["messageId"] == "api-key.invalid", body
+    assert api(host, "/api/search?limit=1", token=new)[0] == 200
+    assert api(host, "/api/datasources/uid/prometheus", token=new)[0] == 200
+    _, tokens = sa_tokens(host, admin_password)
+    assert len(tokens) == 1 and tokens[0]["id"] != before["id"] and 29 * DAY < expires_in(tokens[0])
+    no_secret_in(output, old, new, admin_password)
+
+    # back to the 7-day window: the new token is kept
+    again = run_token_tasks(tmp_path)
+    assert task_status(again, TOKEN_TASK) == "ok" and read(token_file) == new

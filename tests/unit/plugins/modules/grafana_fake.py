@@ -24,9 +24,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import copy
 import io
 import json
+import time
 from urllib.error import HTTPError
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -95,13 +97,25 @@ class FakeGrafana:
         body = dict(message=message, **extra)
         raise HTTPError(url, code, message, {}, io.BytesIO(to_bytes(json.dumps(body))))
 
-    def _authorised(self, headers, kwargs):
+    def _authorised(self, url, headers, kwargs):
+        """The caller's login; a service-account key is refused as Grafana does (401 invalid, expired, revoked)."""
         auth = headers.get('Authorization')
-        if auth:
-            return auth == 'Bearer %s' % self.token
-        if kwargs.get('url_username') is not None:
-            return kwargs.get('force_basic_auth') and kwargs['url_username'] == self.user and kwargs.get('url_password') == self.password
-        return False
+        if auth == 'Bearer %s' % self.token:
+            return self.user
+        if auth and auth.startswith('Bearer '):
+            for account_id, tokens in self.sa_tokens.items():
+                for token in tokens:
+                    if auth == 'Bearer %s' % token['_key']:
+                        if token['isRevoked']:
+                            self._error(url, 401, 'Revoked API key', messageId='api-key.revoked', statusCode=401)
+                        if self._expired(token):
+                            self._error(url, 401, 'Expired API key', messageId='api-key.expired', statusCode=401)
+                        return self.service_accounts[account_id]['login']
+            return None
+        if kwargs.get('url_username') is not None and kwargs.get('force_basic_auth'):
+            if kwargs['url_username'] == self.user and kwargs.get('url_password') == self.password:
+                return self.user
+        return None
 
     def __call__(self, url, data=None, headers=None, method=None, **kwargs):
         parts = urlsplit(url)
@@ -117,8 +131,11 @@ class FakeGrafana:
         if url in self.external:
             return FakeResponse(url, 200, self.external[url])
         headers = headers or {}
-        if not self._authorised(headers, kwargs):
+        login = self._authorised(url, headers, kwargs)
+        if login is None:
             self._error(url, 401, 'Invalid API key', messageId='api-key.invalid', statusCode=401)
+        if path.strip('/') == 'api/user' and method == 'GET':
+            return FakeResponse(url, 200, json.dumps({'login': login, 'orgId': 1}))
         status, answer = self.route(url, method, path, query, body)
         return FakeResponse(url, status, json.dumps(answer))
 
@@ -325,13 +342,35 @@ class FakeGrafana:
         self.sa_tokens[ident] = []
         return account
 
-    def add_sa_token(self, account_id, name, hasExpired=False, expiration=None):
+    def add_sa_token(self, account_id, name, hasExpired=False, expiration=None, isRevoked=False):
+        """A token; ``expiration`` is an RFC 3339 string or seconds from now (an int)."""
+        if isinstance(expiration, int):
+            expiration = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + expiration))
         token = {'id': self._id(), 'name': name, 'created': '2025-01-31T17:00:00Z', 'lastUsedAt': None,
-                 'expiration': expiration, 'secondsUntilExpiration': 0, 'hasExpired': hasExpired, 'isRevoked': False,
+                 'expiration': expiration, 'secondsUntilExpiration': 0, 'hasExpired': hasExpired, 'isRevoked': isRevoked,
                  '_key': 'glsa_secret_%d' % self.next_id}
         self.sa_tokens[account_id].append(token)
         self.service_accounts[account_id]['tokens'] = len(self.sa_tokens[account_id])
         return token
+
+    @staticmethod
+    def _expires(token):
+        if not token['expiration']:
+            return None
+        return calendar.timegm(time.strptime(token['expiration'], '%Y-%m-%dT%H:%M:%SZ'))
+
+    def _expired(self, token):
+        expires = self._expires(token)
+        return token['hasExpired'] or (expires is not None and expires <= time.time())
+
+    def _token_dto(self, token):
+        """Grafana's TokenDTO: secondsUntilExpiration is set only within 7 days of the expiry (api/token.go)."""
+        dto = dict((k, v) for k, v in token.items() if k != '_key')
+        expires = self._expires(token)
+        dto['hasExpired'] = self._expired(token)
+        if expires is not None and not dto['hasExpired'] and expires - time.time() < 7 * 86400:
+            dto['secondsUntilExpiration'] = expires - time.time()
+        return dto
 
     def service_account(self, url, method, rest, query, body):
         if rest == ['search'] and method == 'GET':
@@ -362,13 +401,12 @@ class FakeGrafana:
             return 200, {'message': 'Service account deleted'}
         tokens = self.sa_tokens[account['id']]
         if rest[1:] == ['tokens'] and method == 'GET':
-            return 200, [dict((k, v) for k, v in t.items() if k != '_key') for t in tokens]
+            return 200, [self._token_dto(t) for t in tokens]
         if rest[1:] == ['tokens'] and method == 'POST':
             if any(t['name'] == body.get('name') for t in tokens):
                 self._error(url, 400, 'service account token with given name already exists in the organization',
                             messageId='serviceaccounts.ErrTokenAlreadyExists', statusCode=400)
-            token = self.add_sa_token(account['id'], body['name'],
-                                      expiration='2099-01-01T00:00:00Z' if body.get('secondsToLive') else None)
+            token = self.add_sa_token(account['id'], body['name'], expiration=body.get('secondsToLive') or None)
             return 200, {'id': token['id'], 'name': token['name'], 'key': token['_key']}
         if len(rest) == 3 and rest[1] == 'tokens' and method == 'DELETE':
             for token in tokens:
