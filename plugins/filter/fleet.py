@@ -44,6 +44,8 @@ DEFAULT_OPTIONS = {
     "prometheus_group": "prometheus",
     "grafana_group": "grafana",
     "alertmanager_group": "alertmanager",
+    # Optional: hosts running NVIDIA Triton Inference Server (scraped, not deployed).
+    "triton_group": "triton",
     "node_group": "all",
     # Ports, used when a host does not set the service's own port variable.
     "node_exporter_port": 9100,
@@ -53,6 +55,8 @@ DEFAULT_OPTIONS = {
     "prometheus_port": 9090,
     "grafana_port": 3000,
     "alertmanager_port": 9093,
+    # Triton's metrics port (tritonserver --metrics-port, 8002 by default).
+    "triton_metrics_port": 8002,
     # Name of Prometheus's job for the vLLM instances.
     "vllm_job": "vllm",
 }
@@ -65,6 +69,7 @@ PORT_VARS = {
     "prometheus_port": "prometheus_port",
     "grafana_port": "grafana_port",
     "alertmanager_port": "alertmanager_port",
+    "triton_metrics_port": "triton_metrics_port",
 }
 
 
@@ -178,7 +183,7 @@ def fleet_model(hostvars, groups, options=None):
         return _port(value if value is not None else opts[key], "%s of %s" % (var or key, host))
 
     members = {}
-    for role in ("vllm", "gpu", "gateway", "prometheus", "grafana", "alertmanager"):
+    for role in ("vllm", "gpu", "gateway", "prometheus", "grafana", "alertmanager", "triton"):
         members[role] = _groups_get(groups, opts[role + "_group"])
     members["node"] = _groups_get(groups, opts["node_group"])
 
@@ -234,6 +239,9 @@ def fleet_model(hostvars, groups, options=None):
     host_job("gateway", "gateway", "gateway_metrics_port")
     host_job("grafana", "grafana", "grafana_port")
     host_job("alertmanager", "alertmanager", "alertmanager_port")
+    # Triton's /metrics: its own inference and GPU metrics, and the vLLM backend's
+    # vllm:* series (labelled model and version) from Triton 24.08 on.
+    host_job("triton", "triton", "triton_metrics_port")
 
     # How each Grafana reaches a Prometheus: its own when it runs one, else the first.
     prometheus_urls = {h: "http://%s:%d" % (url_host(hosts.address(h)), port_of(h, "prometheus_port"))

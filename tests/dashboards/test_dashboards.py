@@ -13,8 +13,9 @@ With a real Prometheus (the ``prometheus`` binary on PATH, in
 render the role's recording rules; skipped otherwise), twice: once scraping a
 V1-only vLLM target (recorded /metrics of vLLM 0.32) and once a V0-only target
 (tests/dashboards/fixtures/vllm-0.8-v0-metrics-built.txt, built from vLLM's V0
-metric definitions), each next to the gateway's HAProxy page (built, same
-folder). The stub targets make every counter and histogram grow with time, so
+metric definitions), each next to the gateway's HAProxy page and a Triton
+server's page (both built, same folder; the Triton page from Triton's documented
+metric names). The stub targets make every counter and histogram grow with time, so
 rates and quantiles have data. check_queries.py must pass every query of the
 vLLM dashboards with data and without NaN (the GPU dashboard's for syntax); on
 the V0 target exactly the queries of metrics V0 never had may be empty. It must
@@ -45,6 +46,7 @@ V1_SAMPLE = os.path.join(FIXTURES, 'vllm-0.32.0-cpu-metrics.txt')
 V0_SAMPLE = os.path.join(FIXTURES, 'vllm-v0-metrics-from-seed.txt')
 V0_BUILT = os.path.join(HERE, 'fixtures', 'vllm-0.8-v0-metrics-built.txt')
 HAPROXY_BUILT = os.path.join(HERE, 'fixtures', 'haproxy-2.6-metrics-built.txt')
+TRITON_BUILT = os.path.join(HERE, 'fixtures', 'triton-metrics-built.txt')
 RULES_PLAYBOOK = os.path.join(REPO, 'tests', 'promtool', 'render_rules.yml')
 
 sys.path.insert(0, HERE)
@@ -81,12 +83,26 @@ def load(path):
         return json.load(handle)
 
 
-def targets(dashboard):
+def targets(dashboard, triton=False):
+    """(panel, target) of every panel; those of the Triton row only with ``triton``, else none of them."""
+    inside = set(id(p) for p in triton_panels(dashboard))
     for panel in check_queries.walk_panels(dashboard['panels']):
-        if panel.get('type') == 'row':
+        if panel.get('type') == 'row' or (id(panel) in inside) != triton:
             continue
         for target in panel.get('targets') or []:
             yield panel, target
+
+
+def triton_panels(dashboard):
+    """Panels of a row titled Triton...: Triton's metrics, checked against the Triton page."""
+    out, row = [], None
+    for panel in dashboard['panels']:
+        if panel.get('type') == 'row':
+            row = panel['title']
+            out.extend(p for p in panel.get('panels') or [] if row.startswith('Triton'))
+        elif row and row.startswith('Triton'):
+            out.append(panel)
+    return out
 
 
 @pytest.fixture(scope='module')
@@ -155,6 +171,33 @@ def test_metrics_exist(dashboards):
                     name, panel['title'], metric)
                 if metric in v0 and metric not in known:
                     assert ' or ' in target['expr'], '%s panel %r: V0-only %s without the V1 name' % (name, panel['title'], metric)
+
+
+_NAME = re.compile(r'(?<![A-Za-z0-9_:"$])([A-Za-z_:][A-Za-z0-9_:]*)\s*\{')
+
+
+def test_triton_row_reads_the_documented_triton_metrics(dashboards):
+    """The Triton row: Triton's own metrics and its vLLM backend's, by their documented names and labels."""
+    detail = dashboards['vllm-instance-detail.json']
+    panels = triton_panels(detail)
+    assert len(panels) >= 10
+    page = sample_names(TRITON_BUILT)
+    exprs = ' '.join(t['expr'] for p, t in targets(detail, triton=True))
+    read = set(_NAME.findall(exprs))
+    assert read and read <= page, sorted(read - page)
+    for metric in ('nv_inference_request_success', 'nv_inference_request_failure', 'nv_inference_count',
+                   'nv_inference_exec_count', 'nv_inference_request_duration_us', 'nv_inference_queue_duration_us',
+                   'nv_inference_compute_input_duration_us', 'nv_inference_compute_infer_duration_us',
+                   'nv_inference_compute_output_duration_us', 'nv_inference_pending_request_count',
+                   'nv_gpu_utilization', 'nv_gpu_memory_used_bytes', 'vllm:prompt_tokens_total',
+                   'vllm:generation_tokens_total', 'vllm:time_to_first_token_seconds_bucket',
+                   'vllm:time_per_output_token_seconds_bucket', 'vllm:e2e_request_latency_seconds_bucket'):
+        assert metric in read, metric
+    # Triton labels its series model and version (not vLLM's model_name), and its own job.
+    for panel, target in targets(detail, triton=True):
+        assert 'model_name' not in target['expr'] and 'job=~"$triton_job"' in target['expr'], panel['title']
+    variables = dict((v['name'], v) for v in detail['templating']['list'])
+    assert {'triton_job', 'triton_instance', 'triton_model'} <= set(variables)
 
 
 def test_kv_cache_panels_cover_both_names(dashboards):
@@ -381,7 +424,7 @@ def prometheus(request, tmp_path_factory):
                               cwd=REPO, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg')),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert rendered.returncode == 0, rendered.stdout[-3000:]
-    vllm, gateway = serve(page), serve(HAPROXY_BUILT)
+    vllm, gateway, triton = serve(page), serve(HAPROXY_BUILT), serve(TRITON_BUILT)
     port = free_port()
     config = root / 'prometheus.yml'
     config.write_text(
@@ -393,7 +436,11 @@ def prometheus(request, tmp_path_factory):
         '        labels: {host: gpu-a, vllm_instance: main, vllm_model: "%s"}\n'
         '  - job_name: gateway\n    static_configs:\n'
         '      - targets: ["127.0.0.1:%d"]\n'
-        '        labels: {host: gw}\n' % (root / 'vllm_recording.yml', vllm.server_address[1], model, gateway.server_address[1]))
+        '        labels: {host: gw}\n'
+        '  - job_name: triton\n    static_configs:\n'
+        '      - targets: ["127.0.0.1:%d"]\n'
+        '        labels: {host: tr}\n' % (root / 'vllm_recording.yml', vllm.server_address[1], model,
+                                         gateway.server_address[1], triton.server_address[1]))
     log = open(str(root / 'prometheus.log'), 'w')
     process = subprocess.Popen([binary, '--config.file=%s' % config, '--storage.tsdb.path=%s' % (root / 'data'),
                                 '--web.listen-address=127.0.0.1:%d' % port], stdout=log, stderr=subprocess.STDOUT)
@@ -417,6 +464,7 @@ def prometheus(request, tmp_path_factory):
         log.close()
         vllm.shutdown()
         gateway.shutdown()
+        triton.shutdown()
 
 
 def run_check(url, *args):

@@ -57,7 +57,7 @@ def test_every_target_up(prom):
         return found if found and all(t["health"] == "up" for t in found) else None
     found = wait_for(all_up, 180, interval=5, what="every Prometheus target up")
     jobs = {t["labels"]["job"] for t in found}
-    assert {"vllm", "node", "gateway", "grafana", "prometheus"} <= jobs, jobs
+    assert {"vllm", "node", "gateway", "grafana", "prometheus", "triton"} <= jobs, jobs
     vllm_hosts = {t["labels"].get("host") for t in found if t["labels"]["job"] == "vllm"}
     assert vllm_hosts == {"stack-vllm-1", "stack-vllm-2"}
 

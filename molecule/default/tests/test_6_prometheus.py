@@ -46,7 +46,7 @@ VLLM_TARGETS = {  # host_vars/stack-vllm-1.yml: two instances; stack-vllm-2: the
     ("stack-vllm-1", "second", "stack-vllm-1:8001"),
     ("stack-vllm-2", "main", "stack-vllm-2:8000"),
 }
-JOBS = {"vllm", "node", "gateway", "grafana", "alertmanager", "prometheus"}
+JOBS = {"vllm", "node", "gateway", "grafana", "alertmanager", "triton", "prometheus"}
 CONF = "/etc/prometheus/prometheus.yml"
 UNIT = "prometheus.service"
 # Groups and alerts that must be there whatever else the rule files grow.
@@ -214,6 +214,8 @@ def test_every_target_up_with_its_labels(prom):
     assert [(g["host"], g["instance"]) for g in by_job["gateway"]] == [("stack-mon-1", "stack-mon-1:8405")]
     assert [(g["host"], g["instance"]) for g in by_job["grafana"]] == [("stack-mon-1", "stack-mon-1:3000")]
     assert [(g["host"], g["instance"]) for g in by_job["alertmanager"]] == [("stack-mon-1", "stack-mon-1:9093")]
+    # molecule.yml puts stack-mon-1 into group triton: Triton's metrics port, served by a stub.
+    assert [(g["host"], g["instance"]) for g in by_job["triton"]] == [("stack-mon-1", "stack-mon-1:8002")]
     assert [p["host"] for p in by_job["prometheus"]] == [PROM_HOST]
 
 

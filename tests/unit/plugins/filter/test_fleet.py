@@ -105,6 +105,46 @@ def test_missing_groups_give_empty_lists_and_no_jobs():
     assert sorted(model["scrape_targets"]) == ["node", "vllm"]
 
 
+def test_triton_group_is_scraped_on_its_metrics_port():
+    hv, groups = inventory({"vllm": ["gpu-1"], "triton": ["tr-1", "tr-2"]},
+                           {"tr-1": {"ansible_host": "10.0.20.1"}, "tr-2": {"ansible_host": "fd00::7"}})
+    model = fleet_model(hv, groups)
+    assert model["hosts"]["triton"] == ["tr-1", "tr-2"]
+    assert model["scrape_targets"]["triton"] == [
+        {"targets": ["10.0.20.1:8002"], "labels": {"host": "tr-1"}},
+        {"targets": ["[fd00::7]:8002"], "labels": {"host": "tr-2"}}]
+    # Triton is scraped, not deployed: its hosts only get the node exporter (group all).
+    assert model["services"]["tr-1"] == ["node_exporter"]
+
+
+def test_no_triton_group_gives_no_triton_job():
+    hv, groups = inventory({"vllm": ["a"], "triton": []})
+    model = fleet_model(hv, groups)
+    assert "triton" not in model["scrape_targets"] and model["hosts"]["triton"] == []
+    hv, groups = inventory({"vllm": ["a"]})
+    assert "triton" not in fleet_model(hv, groups)["scrape_targets"]
+    # A triton_group option set to "" turns the job off whatever the inventory holds.
+    hv, groups = inventory({"triton": ["t"]})
+    assert "triton" not in fleet_model(hv, groups, {"triton_group": ""})["scrape_targets"]
+
+
+def test_host_in_triton_and_vllm_groups_gets_both_jobs():
+    hv, groups = inventory({"vllm": ["both"], "triton": ["both"]})
+    targets = fleet_model(hv, groups)["scrape_targets"]
+    assert targets["vllm"][0]["targets"] == ["both:8000"]
+    assert targets["triton"] == [{"targets": ["both:8002"], "labels": {"host": "both"}}]
+    assert len(targets["node"]) == 1
+
+
+def test_triton_metrics_port_of_a_host_and_the_option():
+    hv, groups = inventory({"triton": ["t1", "t2"]}, {"t1": {"triton_metrics_port": "9002"}})
+    targets = fleet_model(hv, groups, {"triton_metrics_port": 8102})["scrape_targets"]["triton"]
+    assert [tg["targets"] for tg in targets] == [["t1:9002"], ["t2:8102"]]
+    hv, groups = inventory({"triton": ["t1"]}, {"t1": {"triton_metrics_port": 0}})
+    with pytest.raises(AnsibleFilterError, match="triton_metrics_port of t1"):
+        fleet_model(hv, groups)
+
+
 @pytest.mark.parametrize("instances, message", [
     ("main", "must be a list"),
     ([{"name": "a", "port": 8000, "colour": "red"}], "unknown keys colour"),
