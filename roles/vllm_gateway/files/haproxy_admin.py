@@ -1,6 +1,8 @@
-# Talks to HAProxy's admin socket.
-#   haproxy_admin.py SOCKET list BACKEND            JSON list of the backend's server names
-#   haproxy_admin.py SOCKET state BACKEND STATE SERVER...
+#!/usr/bin/python3
+# Talks to HAProxy's admin socket. Installed by the vllm_gateway role as
+# /usr/local/libexec/llmops-vllm/haproxy-admin (root, 0755).
+#   haproxy-admin SOCKET list BACKEND               JSON list of the backend's server names
+#   haproxy-admin SOCKET state BACKEND STATE SERVER...
 #                                                   set servers to ready, drain or maint;
 #                                                   prints the JSON list of servers changed
 import json
