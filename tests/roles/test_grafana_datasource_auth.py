@@ -1,0 +1,63 @@
+"""Prometheus's basic auth and TLS reach Grafana's datasource: the grafana role's
+defaults, read from the Prometheus host's variables, rendered into the
+provisioning file (the "files" method; the "modules" method passes the same
+variables to llmops.vllm.grafana_datasource)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROLE = os.path.join(ROOT, "roles", "grafana")
+PLAYBOOK = """
+- hosts: graf
+  connection: local
+  gather_facts: false
+  vars_files: [{role}/defaults/main.yml, {role}/vars/main.yml]
+  tasks:
+    - ansible.builtin.template:
+        src: {role}/templates/datasource.yaml.j2
+        dest: {dest}
+"""
+
+
+def render(tmp_path, prom_vars, grafana_vars=None):
+    inventory = {"all": {"hosts": {
+        "prom": dict({"ansible_host": "10.0.0.3"}, **prom_vars),
+        "graf": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+        "children": {"prometheus": {"hosts": {"prom": {}}}, "grafana": {"hosts": {"graf": {}}}}}}
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    # The role's settings as extra vars: vars_files (the defaults here) outrank the inventory.
+    (tmp_path / "extra.json").write_text(json.dumps(grafana_vars or {}))
+    dest = tmp_path / "datasource.yaml"
+    (tmp_path / "play.yml").write_text(PLAYBOOK.format(role=ROLE, dest=dest))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+                           str(tmp_path / "hosts.json"), str(tmp_path / "play.yml"),
+                           "-e", "@" + str(tmp_path / "extra.json")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return yaml.safe_load(dest.read_text())["datasources"][0]
+
+
+def test_plain_prometheus_gets_no_credentials(tmp_path):
+    ds = render(tmp_path, {})
+    assert ds["url"] == "http://10.0.0.3:9090"
+    assert "basicAuth" not in ds and "secureJsonData" not in ds
+
+
+def test_basic_auth_and_tls_of_the_prometheus_host(tmp_path):
+    ds = render(tmp_path, {"prometheus_web_basic_auth_users": {"grafana": "$2b$10$x"},
+                           "prometheus_web_client_username": "grafana",
+                           "prometheus_web_client_password": "s3cret-pass",
+                           "prometheus_web_tls_cert_file": "/etc/prometheus/tls.crt"},
+                {"grafana_prometheus_tls_ca_cert": "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----"})
+    assert ds["url"] == "https://10.0.0.3:9090"
+    assert ds["basicAuth"] is True and ds["basicAuthUser"] == "grafana"
+    assert ds["secureJsonData"]["basicAuthPassword"] == "s3cret-pass"
+    assert ds["secureJsonData"]["tlsCACert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert ds["jsonData"]["tlsAuthWithCACert"] is True and ds["jsonData"]["httpMethod"] == "POST"
