@@ -12,9 +12,16 @@ connection, then:
      directory and checks them with `promtool check config` (which also checks
      the rule files it references), timing promtool too.
 
+With --sites S the GPU hosts are spread over S sites (fleet_site), each with
+--per-site Prometheus hosts (sharded by hashmod) in group prometheus, and one
+global store (group victoriametrics) that every Prometheus remote-writes to;
+the measured monitoring host is the first Prometheus of the first site, so its
+prometheus.yml holds that site's targets only.
+
 Run from the repository root with the tool venv:
-    .venv/bin/python benchmarks/prometheus_config.py [--hosts 1000] [--instances 8]
-The figures of the last run are kept in benchmarks/prometheus_config.out.txt.
+    .venv/bin/python benchmarks/prometheus_config.py [--hosts 1000] [--instances 8] [--sites 8 --per-site 2]
+The figures of the last runs are kept in benchmarks/prometheus_config.out.txt
+(one site) and benchmarks/prometheus_config_sites.out.txt (--sites 8).
 """
 
 import argparse
@@ -64,25 +71,31 @@ PLAYBOOK = """
 """
 
 
-def make_inventory(path, n_hosts, n_instances):
+def make_inventory(path, n_hosts, n_instances, n_sites=0, per_site=1):
     hosts = {}
     for i in range(n_hosts):
         hosts["gpu-%04d" % i] = {
             "ansible_host": "10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256),
             "vllm_server_instances": [{"name": "gpu%d" % k, "port": 8000 + k} for k in range(n_instances)],
         }
-    inventory = {
-        "all": {
-            "children": {
-                "gpu": {"hosts": hosts},
-                "vllm": {"hosts": {h: None for h in hosts}, "vars": {"vllm_server_served_model_name": "llama-3-70b"}},
-                "monitoring": {"hosts": {"mon-1": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": sys.executable,
-                }}},
-            }
-        }
+        if n_sites:
+            hosts["gpu-%04d" % i]["fleet_site"] = "site-%d" % (i % n_sites)
+    mon = {"mon-1": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
+    children = {
+        "gpu": {"hosts": hosts},
+        "vllm": {"hosts": {h: None for h in hosts}, "vars": {"vllm_server_served_model_name": "llama-3-70b"}},
+        "monitoring": {"hosts": mon},
     }
+    if n_sites:
+        mon["mon-1"]["fleet_site"] = "site-0"
+        prom = {"mon-1": None}
+        for site in range(n_sites):
+            for k in range(per_site):
+                if (site, k) != (0, 0):
+                    prom["prom-%d-%d" % (site, k)] = {"fleet_site": "site-%d" % site, "ansible_host": "10.250.%d.%d" % (site, k)}
+        children["prometheus"] = {"hosts": prom}
+        children["victoriametrics"] = {"hosts": {"vm-global": {"ansible_host": "10.251.0.1", "fleet_site": "site-0"}}}
+    inventory = {"all": {"children": children}}
     with open(path, "w") as f:
         json.dump(inventory, f)  # JSON is YAML
 
@@ -112,6 +125,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hosts", type=int, default=1000)
     p.add_argument("--instances", type=int, default=8)
+    p.add_argument("--sites", type=int, default=0, help="spread the GPU hosts over this many sites (0: no sites)")
+    p.add_argument("--per-site", type=int, default=1, help="Prometheus hosts per site (hashmod shards)")
     a = p.parse_args()
 
     promtool = subprocess.run([os.path.join(ROOT, "tests", "promtool", "ensure_promtool.sh")],
@@ -124,7 +139,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="prombench-") as tmp:
         inv = os.path.join(tmp, "inventory.yml")
-        make_inventory(inv, a.hosts, a.instances)
+        make_inventory(inv, a.hosts, a.instances, a.sites, a.per_site)
         book = os.path.join(tmp, "bench.yml")
         with open(book, "w") as f:
             f.write(PLAYBOOK)
@@ -138,8 +153,11 @@ def main():
                   "-e", "bench_role=" + os.path.join(ROOT, "roles", "prometheus")]
 
         say("prometheus configuration benchmark")
-        say("  inventory: %d GPU hosts x %d vLLM instances = %d vLLM targets (+ %d node, %d GPU, 1 Grafana, 1 self)"
+        say("  inventory: %d GPU hosts x %d vLLM instances = %d vLLM targets (+ %d node, %d GPU, 1 self)"
             % (a.hosts, a.instances, a.hosts * a.instances, a.hosts + 1, a.hosts))
+        if a.sites:
+            say("  sites: %d (fleet_site), %d Prometheus per site (hashmod shards), 1 global store (victoriametrics);"
+                " measured: the first Prometheus of site-0" % (a.sites, a.per_site))
         say("  machine: %s, %d CPUs, Python %s; %s" % (platform.platform(), os.cpu_count(), platform.python_version(),
                                                         subprocess.run([ANSIBLE_PLAYBOOK, "--version"], capture_output=True,
                                                                        text=True).stdout.splitlines()[0]))
@@ -170,9 +188,20 @@ def main():
         say("   promtool check config (and the rule files it references): rc=%d in %.1f s" % (check.returncode, took))
         for line in (check.stdout + check.stderr).strip().splitlines():
             say("     " + line.replace(tmp, "<tmp>"))
-        # vLLM, node (every host), GPU, Grafana (the monitoring host); the self-scrape is written differently.
-        expected = a.hosts * a.instances + (a.hosts + 1) + a.hosts + 1
+        # vLLM, node (every host), GPU; the self-scrape is written differently. (The inventory has
+        # no grafana group any more, so no Grafana job: the "1 Grafana" of older runs.)
+        if a.sites:
+            mine = len(range(0, a.hosts, a.sites))  # GPU hosts of site-0
+            # vLLM, node (its GPU hosts, its Prometheus hosts, the global store), GPU, the global store.
+            expected = mine * a.instances + (mine + a.per_site + 1) + mine + 1
+            shards = text.count("action: hashmod")
+            say("   hashmod relabelling in %d jobs; remote_write entries: %d"
+                % (shards, text.count("/api/v1/write")))
+        else:
+            expected = a.hosts * a.instances + (a.hosts + 1) + a.hosts
         say("   target groups expected %d, found %d: %s" % (expected, targets, "OK" if targets == expected else "MISMATCH"))
+        if os.environ.get("BENCH_SHOW_CONFIG"):
+            print(text)
         if check.returncode != 0 or targets != expected:
             return 1
     return 0

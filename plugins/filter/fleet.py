@@ -6,8 +6,10 @@
 Every role and playbook reads the fleet from here instead of walking ``groups``
 and ``hostvars`` in Jinja: which hosts run which service, each vLLM host's
 resolved instances (the one default instance list lives here), the gateway's
-backends and their names, Prometheus's target groups and the URLs services use
-to reach each other.
+backends and their names, Prometheus's target groups, the sites (each vLLM or
+GPU host is scraped by the Prometheus of its site, sharded by hashmod or run as
+an HA pair), the global store (VictoriaMetrics), Grafana's datasources and the
+URLs services use to reach each other.
 
 Only inventory variables (and extra vars and facts) are visible in ``hostvars``;
 role defaults are not. Values a role may default (ports, groups) therefore come
@@ -44,6 +46,8 @@ DEFAULT_OPTIONS = {
     "prometheus_group": "prometheus",
     "grafana_group": "grafana",
     "alertmanager_group": "alertmanager",
+    # The global store every Prometheus remote-writes to (VictoriaMetrics single-node).
+    "victoriametrics_group": "victoriametrics",
     # Optional: hosts running NVIDIA Triton Inference Server (scraped, not deployed).
     "triton_group": "triton",
     "node_group": "all",
@@ -55,11 +59,23 @@ DEFAULT_OPTIONS = {
     "prometheus_port": 9090,
     "grafana_port": 3000,
     "alertmanager_port": 9093,
+    "victoriametrics_port": 8428,
     # Triton's metrics port (tritonserver --metrics-port, 8002 by default).
     "triton_metrics_port": 8002,
     # Name of Prometheus's job for the vLLM instances.
     "vllm_job": "vllm",
+    # Sites: the host variable naming a host's site, and the site of hosts that
+    # do not set it ("": the site of the first Prometheus host, else "default").
+    "site_var": "fleet_site",
+    "default_site": "",
+    # A site with several Prometheus hosts: "shard" (hashmod: each target scraped
+    # by exactly one of them) or "ha" (every one scrapes every target, labelled
+    # replica=<host>). A Prometheus host's own prometheus_site_mode variable wins.
+    "prometheus_site_mode": "shard",
 }
+
+SITE_MODES = ("shard", "ha")
+SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 # Host variable that each service's port is read from, when the inventory sets it.
 PORT_VARS = {
@@ -69,6 +85,7 @@ PORT_VARS = {
     "prometheus_port": "prometheus_port",
     "grafana_port": "grafana_port",
     "alertmanager_port": "alertmanager_port",
+    "victoriametrics_port": "victoriametrics_port",
     "triton_metrics_port": "triton_metrics_port",
 }
 
@@ -183,7 +200,7 @@ def fleet_model(hostvars, groups, options=None):
         return _port(value if value is not None else opts[key], "%s of %s" % (var or key, host))
 
     members = {}
-    for role in ("vllm", "gpu", "gateway", "prometheus", "grafana", "alertmanager", "triton"):
+    for role in ("vllm", "gpu", "gateway", "prometheus", "grafana", "alertmanager", "victoriametrics", "triton"):
         members[role] = _groups_get(groups, opts[role + "_group"])
     members["node"] = _groups_get(groups, opts["node_group"])
 
@@ -239,6 +256,7 @@ def fleet_model(hostvars, groups, options=None):
     host_job("gateway", "gateway", "gateway_metrics_port")
     host_job("grafana", "grafana", "grafana_port")
     host_job("alertmanager", "alertmanager", "alertmanager_port")
+    host_job("victoriametrics", "victoriametrics", "victoriametrics_port")
     # Triton's /metrics: its own inference and GPU metrics, and the vLLM backend's
     # vllm:* series (labelled model and version) from Triton 24.08 on.
     host_job("triton", "triton", "triton_metrics_port")
@@ -255,15 +273,40 @@ def fleet_model(hostvars, groups, options=None):
 
     services = {}
     for role, label in (("gpu", "gpu"), ("vllm", "vllm"), ("gateway", "gateway"), ("node", "node_exporter"),
-                        ("prometheus", "prometheus"), ("grafana", "grafana"), ("alertmanager", "alertmanager")):
+                        ("prometheus", "prometheus"), ("grafana", "grafana"), ("alertmanager", "alertmanager"),
+                        ("victoriametrics", "victoriametrics")):
         for host in members[role]:
             services.setdefault(host, [])
             if label not in services[host]:
                 services[host].append(label)
 
+    sites, site_prometheus, host_sites = _sites(hosts, members, targets, opts)
+    vm_urls = ["http://%s:%d" % (url_host(hosts.address(h)), port_of(h, "victoriametrics_port"))
+               for h in members["victoriametrics"]]
+
+    # Grafana's datasources beyond one Prometheus: the global store first (the
+    # default, where every site's series meet), then each site Prometheus.
+    datasources = []
+    if vm_urls:
+        datasources.append({"name": "Global store", "uid": "global", "url": vm_urls[0], "site": "",
+                            "host": members["victoriametrics"][0], "is_default": True})
+    if vm_urls or len(sites) > 1 or len(members["prometheus"]) > 1:
+        for name, site in sites.items():
+            for index, host in enumerate(site["prometheus"]):
+                suffix = "" if len(site["prometheus"]) == 1 else "-%d" % index
+                datasources.append({"name": "Prometheus %s%s" % (name, suffix.replace("-", " ")),
+                                    "uid": "prometheus-%s%s" % (name, suffix), "url": prometheus_urls[host],
+                                    "site": name, "host": host, "is_default": False})
+
     return {
         "hosts": members,
         "services": services,
+        "sites": sites,
+        "grafana_datasources": datasources,
+        "site_of": host_sites,
+        "prometheus": site_prometheus,
+        "victoriametrics_urls": vm_urls,
+        "remote_write_urls": [u + "/api/v1/write" for u in vm_urls],
         "vllm": vllm,
         "gateway_backends": backends,
         "scrape_targets": targets,
@@ -274,15 +317,102 @@ def fleet_model(hostvars, groups, options=None):
     }
 
 
+def _sites(hosts, members, targets, opts):
+    """Sites, each Prometheus host's share of the targets and its external labels.
+
+    A host's site is its ``fleet_site`` variable (``options.site_var``), else the
+    default site. Every target goes to the Prometheus hosts of its host's site; a
+    site with targets but no Prometheus is an inventory error (only when there is
+    a Prometheus at all). With several Prometheus hosts a site either shards
+    (each keeps the targets whose address hashes, modulo their number, to its
+    index) or runs an HA pair (each scrapes all, labelled replica=<host>).
+    """
+    def site_var(host):
+        value = hosts.get(host, opts["site_var"])
+        if value in (None, ""):
+            return None
+        value = str(value)
+        if not SITE_NAME.match(value):
+            _fail("%s of %s must match %s, got %r" % (opts["site_var"], host, SITE_NAME.pattern, value))
+        return value
+
+    prom = members["prometheus"]
+    default = opts.get("default_site") or (site_var(prom[0]) if prom else None) or "default"
+    host_sites = {}
+
+    def site_of(host):
+        if host not in host_sites:
+            host_sites[host] = site_var(host) or default
+        return host_sites[host]
+
+    sites = {}
+    for host in prom:
+        site = sites.setdefault(site_of(host), {"prometheus": [], "mode": None, "hosts": []})
+        site["prometheus"].append(host)
+        mode = hosts.get(host, "prometheus_site_mode")
+        if mode is not None:
+            if mode not in SITE_MODES:
+                _fail("prometheus_site_mode of %s must be one of %s, got %r" % (host, ", ".join(SITE_MODES), mode))
+            if site["mode"] not in (None, mode):
+                _fail("the Prometheus hosts of site %s disagree on prometheus_site_mode" % site_of(host))
+            site["mode"] = mode
+    for name, site in sites.items():
+        site["mode"] = site["mode"] or opts["prometheus_site_mode"]
+        if site["mode"] not in SITE_MODES:
+            _fail("prometheus_site_mode must be one of %s, got %r" % (", ".join(SITE_MODES), site["mode"]))
+
+    # Each site's target groups, by job (the order of the fleet's targets kept).
+    site_targets = {name: {} for name in sites}
+    orphans = {}
+    seen = set()
+    for job, tgs in targets.items():
+        for tg in tgs:
+            site = site_of(tg["labels"]["host"])
+            if site in site_targets:
+                site_targets[site].setdefault(job, []).append(tg)
+                if tg["labels"]["host"] not in seen:
+                    seen.add(tg["labels"]["host"])
+                    sites[site]["hosts"].append(tg["labels"]["host"])
+            else:
+                orphans.setdefault(site, set()).add(tg["labels"]["host"])
+    if prom and orphans:
+        _fail("; ".join("hosts %s are in site %s (%s), which has no host of the Prometheus group"
+                        % (", ".join(sorted(hs)), site, opts["site_var"]) for site, hs in sorted(orphans.items()))
+              + ": give that site a Prometheus host or move the hosts to a site that has one")
+
+    per_host = {}
+    for name, site in sites.items():
+        count = len(site["prometheus"])
+        for index, host in enumerate(site["prometheus"]):
+            labels = {"site": name}
+            shard = None
+            if count > 1 and site["mode"] == "ha":
+                labels["replica"] = host
+            elif count > 1:
+                labels["shard"] = str(index)
+                shard = {"modulus": count, "index": index}
+            per_host[host] = {
+                "site": name,
+                "mode": site["mode"],
+                "index": index,
+                "count": count,
+                "shard": shard,
+                "external_labels": labels,
+                "scrape_targets": site_targets[name],
+            }
+    return sites, per_host, host_sites
+
+
 def fleet_urls(hostvars, groups, service, options=None):
-    """URLs of every host of one service's group (prometheus, grafana or alertmanager).
+    """URLs of every host of one service's group (prometheus, grafana, alertmanager or victoriametrics).
 
     Reads only that group's hosts, so a role on every vLLM host can ask for the
     Alertmanagers without walking the whole fleet.
     """
-    ports = {"prometheus": "prometheus_port", "grafana": "grafana_port", "alertmanager": "alertmanager_port"}
+    ports = {"prometheus": "prometheus_port", "grafana": "grafana_port", "alertmanager": "alertmanager_port",
+             "victoriametrics": "victoriametrics_port"}
     if service not in ports:
-        _fail("fleet_urls knows prometheus, grafana and alertmanager, not %r" % service)
+        _fail("fleet_urls knows prometheus, grafana, alertmanager and victoriametrics, not %r" % service)
     opts = dict(DEFAULT_OPTIONS)
     opts.update(options or {})
     hosts = _Hosts(hostvars)

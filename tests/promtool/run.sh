@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Renders the prometheus role's rule files with its default variables, checks
+# Renders the prometheus role's rule files and the victoriametrics role's global
+# rule files with their default variables, checks
 # them with `promtool check rules` and runs the unit tests in this directory
 # with `promtool test rules`. Exit status 0 only when every test passes.
 set -euo pipefail

@@ -209,3 +209,114 @@ def test_fleet_urls_read_one_group():
     assert fleet_urls(hv, groups, "prometheus") == ["http://p:9090"]
     with pytest.raises(AnsibleFilterError, match="not 'vllm'"):
         fleet_urls(hv, groups, "vllm")
+
+
+# ---- Sites: a Prometheus beside each GPU site, one global store -------------------
+
+def test_default_is_one_site_for_everything():
+    hv, groups = inventory({"vllm": ["g1", "g2"], "prometheus": ["mon"]})
+    model = fleet_model(hv, groups)
+    assert list(model["sites"]) == ["default"]
+    assert model["sites"]["default"]["prometheus"] == ["mon"]
+    mon = model["prometheus"]["mon"]
+    assert mon["external_labels"] == {"site": "default"}
+    assert mon["shard"] is None
+    # The one Prometheus scrapes every target, as before.
+    assert mon["scrape_targets"] == model["scrape_targets"]
+    assert model["remote_write_urls"] == []
+
+
+def test_hosts_without_a_site_join_the_first_prometheus_site():
+    hv, groups = inventory({"vllm": ["g1"], "prometheus": ["p"]}, {"p": {"fleet_site": "fra1"}})
+    model = fleet_model(hv, groups)
+    assert model["site_of"]["g1"] == "fra1"
+    assert model["prometheus"]["p"]["external_labels"] == {"site": "fra1"}
+
+
+def test_each_gpu_host_is_scraped_by_the_prometheus_of_its_site():
+    hv, groups = inventory(
+        {"vllm": ["a1", "b1"], "gpu": ["a1", "b1"], "prometheus": ["pa", "pb"], "grafana": ["graf"]},
+        {"a1": {"fleet_site": "a"}, "pa": {"fleet_site": "a"}, "b1": {"fleet_site": "b"},
+         "pb": {"fleet_site": "b"}})
+    model = fleet_model(hv, groups)
+    assert sorted(model["sites"]) == ["a", "b"]
+    a = model["prometheus"]["pa"]["scrape_targets"]
+    b = model["prometheus"]["pb"]["scrape_targets"]
+    assert [tg["labels"]["host"] for tg in a["vllm"]] == ["a1"]
+    assert [tg["labels"]["host"] for tg in b["gpu"]] == ["b1"]
+    # graf has no site: the first Prometheus host's site (a) scrapes it.
+    assert [tg["labels"]["host"] for tg in a["grafana"]] == ["graf"]
+    assert "grafana" not in b
+    assert sorted(tg["labels"]["host"] for tg in a["node"]) == ["a1", "graf", "pa"]
+    # Every target of the fleet is in exactly one site.
+    for job, tgs in model["scrape_targets"].items():
+        assert len(tgs) == len(a.get(job, [])) + len(b.get(job, []))
+
+
+def test_a_site_with_several_prometheus_shards_by_hashmod():
+    hv, groups = inventory({"vllm": ["g1"], "prometheus": ["p1", "p2", "p3"]})
+    model = fleet_model(hv, groups)
+    shards = [model["prometheus"][p] for p in ("p1", "p2", "p3")]
+    assert [s["shard"] for s in shards] == [{"modulus": 3, "index": i} for i in range(3)]
+    assert [s["external_labels"] for s in shards] == [{"site": "default", "shard": str(i)} for i in range(3)]
+    # Each shard gets the whole site's targets; hashmod keeps its own share.
+    assert all(s["scrape_targets"] == model["scrape_targets"] for s in shards)
+
+
+def test_an_ha_pair_scrapes_the_same_targets_with_a_replica_label():
+    hv, groups = inventory({"vllm": ["g1"], "prometheus": ["p1", "p2"]})
+    model = fleet_model(hv, groups, {"prometheus_site_mode": "ha"})
+    assert model["sites"]["default"]["mode"] == "ha"
+    assert [model["prometheus"][p]["external_labels"] for p in ("p1", "p2")] == [
+        {"site": "default", "replica": "p1"}, {"site": "default", "replica": "p2"}]
+    assert [model["prometheus"][p]["shard"] for p in ("p1", "p2")] == [None, None]
+
+
+def test_site_mode_from_the_prometheus_hosts_wins_per_site():
+    hv, groups = inventory({"prometheus": ["a1", "a2", "b1", "b2"]}, {
+        "a1": {"fleet_site": "a", "prometheus_site_mode": "ha"}, "a2": {"fleet_site": "a"},
+        "b1": {"fleet_site": "b"}, "b2": {"fleet_site": "b"}})
+    model = fleet_model(hv, groups)
+    assert (model["sites"]["a"]["mode"], model["sites"]["b"]["mode"]) == ("ha", "shard")
+    with pytest.raises(AnsibleFilterError, match="prometheus_site_mode"):
+        fleet_model(hv, groups, {"prometheus_site_mode": "mirror"})
+    hv["a2"]["prometheus_site_mode"] = "shard"
+    with pytest.raises(AnsibleFilterError, match="disagree"):
+        fleet_model(hv, groups)
+
+
+def test_a_site_without_prometheus_is_refused():
+    hv, groups = inventory({"vllm": ["g1"], "prometheus": ["p"]}, {"g1": {"fleet_site": "b"}})
+    with pytest.raises(AnsibleFilterError, match="g1 are in site b .*no host of the Prometheus group"):
+        fleet_model(hv, groups)
+    # Without any Prometheus (the gateway's view), sites do not matter.
+    hv, groups = inventory({"vllm": ["g1"]}, {"g1": {"fleet_site": "b"}})
+    assert fleet_model(hv, groups)["sites"] == {}
+    hv, groups = inventory({"prometheus": ["p"]}, {"p": {"fleet_site": "a b"}})
+    with pytest.raises(AnsibleFilterError, match="fleet_site of p"):
+        fleet_model(hv, groups)
+
+
+def test_global_store_urls_and_job():
+    hv, groups = inventory({"prometheus": ["p"], "victoriametrics": ["vm"]},
+                           {"vm": {"ansible_host": "10.0.0.9", "victoriametrics_port": 8429}})
+    model = fleet_model(hv, groups)
+    assert model["victoriametrics_urls"] == ["http://10.0.0.9:8429"]
+    assert model["remote_write_urls"] == ["http://10.0.0.9:8429/api/v1/write"]
+    assert model["scrape_targets"]["victoriametrics"] == [{"targets": ["10.0.0.9:8429"], "labels": {"host": "vm"}}]
+    assert "victoriametrics" in model["services"]["vm"]
+    assert fleet_urls(hv, groups, "victoriametrics") == ["http://10.0.0.9:8429"]
+
+
+def test_grafana_datasources_global_store_first_then_each_site_prometheus():
+    hv, groups = inventory({"prometheus": ["pa1", "pa2", "pb"], "victoriametrics": ["vm"], "grafana": ["g"]},
+                           {"pa1": {"fleet_site": "a"}, "pa2": {"fleet_site": "a"}, "pb": {"fleet_site": "b"},
+                            "vm": {"fleet_site": "a"}, "g": {"fleet_site": "a"}})
+    ds = fleet_model(hv, groups)["grafana_datasources"]
+    assert [(d["uid"], d["url"], d["is_default"]) for d in ds] == [
+        ("global", "http://vm:8428", True),
+        ("prometheus-a-0", "http://pa1:9090", False), ("prometheus-a-1", "http://pa2:9090", False),
+        ("prometheus-b", "http://pb:9090", False)]
+    # One Prometheus and no global store: nothing beyond the role's one datasource.
+    hv, groups = inventory({"prometheus": ["p"], "grafana": ["g"]})
+    assert fleet_model(hv, groups)["grafana_datasources"] == []
