@@ -220,7 +220,8 @@ def test_every_target_up_with_its_labels(prom):
 
 
 def test_vllm_and_recording_rule_series_have_data(prom, api_key):
-    running = wait_for(lambda: query(prom, "vllm:num_requests_running"), 120, interval=5,
+    # job="vllm": Triton's vLLM backend (stack-mon-1, job triton) exports vllm:* series too.
+    running = wait_for(lambda: query(prom, 'vllm:num_requests_running{job="vllm"}'), 120, interval=5,
                        what="vllm:num_requests_running")
     assert {(r["metric"]["host"], r["metric"]["vllm_instance"], r["metric"]["instance"]) for r in running} \
         == VLLM_TARGETS
