@@ -6,19 +6,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.llmops.vllm.plugins.filter.fleet_firewall import (
     bad_networks, fleet_firewall, fleet_firewall_names, fleet_firewall_sets, fleet_getent_ahosts,
     fleet_prometheus_access)
+from ansible_collections.llmops.vllm.tests.unit.plugins.filter.test_fleet import inventory
 
 ADMIN = ["192.0.2.0/24"]
 CLIENTS = ["0.0.0.0/0", "::/0"]
-
-
-def inventory(groups, hostvars=None):
-    hostvars = dict(hostvars or {})
-    for members in groups.values():
-        for h in members:
-            hostvars.setdefault(h, {})
-    groups = dict(groups)
-    groups.setdefault("all", sorted(hostvars))
-    return hostvars, groups
 
 
 def ports(rules):
