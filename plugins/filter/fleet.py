@@ -83,7 +83,8 @@ PORT_VARS = {
     "gpu_exporter_port": "gpu_exporter_port",
     "gateway_metrics_port": "vllm_gateway_metrics_port",
     "prometheus_port": "prometheus_port",
-    "grafana_port": "grafana_port",
+    # The grafana role's own variable (grafana_http_port), as its firewall rule reads it.
+    "grafana_port": "grafana_http_port",
     "alertmanager_port": "alertmanager_port",
     "victoriametrics_port": "victoriametrics_port",
     "triton_metrics_port": "triton_metrics_port",
@@ -284,19 +285,7 @@ def fleet_model(hostvars, groups, options=None):
     vm_urls = ["http://%s:%d" % (url_host(hosts.address(h)), port_of(h, "victoriametrics_port"))
                for h in members["victoriametrics"]]
 
-    # Grafana's datasources beyond one Prometheus: the global store first (the
-    # default, where every site's series meet), then each site Prometheus.
-    datasources = []
-    if vm_urls:
-        datasources.append({"name": "Global store", "uid": "global", "url": vm_urls[0], "site": "",
-                            "host": members["victoriametrics"][0], "is_default": True})
-    if vm_urls or len(sites) > 1 or len(members["prometheus"]) > 1:
-        for name, site in sites.items():
-            for index, host in enumerate(site["prometheus"]):
-                suffix = "" if len(site["prometheus"]) == 1 else "-%d" % index
-                datasources.append({"name": "Prometheus %s%s" % (name, suffix.replace("-", " ")),
-                                    "uid": "prometheus-%s%s" % (name, suffix), "url": prometheus_urls[host],
-                                    "site": name, "host": host, "is_default": False})
+    datasources = _grafana_datasources(hosts, members, sites, prometheus_urls, vm_urls)
 
     return {
         "hosts": members,
@@ -315,6 +304,54 @@ def fleet_model(hostvars, groups, options=None):
         "alertmanager_targets": ["%s:%d" % (url_host(hosts.address(h)), port_of(h, "alertmanager_port"))
                                  for h in members["alertmanager"]],
     }
+
+
+def _prometheus_access(hosts, host, url):
+    """``url`` with https when the Prometheus on ``host`` serves TLS, and the
+    credentials of its web config's basic auth (prometheus_web_client_*) when it has users."""
+    if hosts.get(host, "prometheus_web_tls_cert_file") and url.startswith("http://"):
+        url = "https://" + url[len("http://"):]
+    user = password = ""
+    if hosts.get(host, "prometheus_web_basic_auth_users"):
+        user = str(hosts.get(host, "prometheus_web_client_username", ""))
+        password = str(hosts.get(host, "prometheus_web_client_password", ""))
+    return url, user, password
+
+
+def _grafana_datasources(hosts, members, sites, prometheus_urls, vm_urls):
+    """Grafana's datasources beyond one Prometheus.
+
+    With a global store (group victoriametrics): the store first, as the default
+    datasource (a Prometheus-type datasource at its URL, with its basic auth when
+    the store's host sets victoriametrics_basic_auth_username), then one per site
+    Prometheus, not default: one per shard of a sharded site (each holds its own
+    share of the site's targets), one per site for an HA pair (its first replica;
+    the replicas hold the same series). Without a store but with several
+    Prometheus hosts: the same per-site list, the first one default. One
+    Prometheus and no store: empty (the grafana role's one datasource).
+    """
+    datasources = []
+    if vm_urls:
+        store = members["victoriametrics"][0]
+        user = str(hosts.get(store, "victoriametrics_basic_auth_username", ""))
+        datasources.append({
+            "name": "Global store", "uid": "global", "url": vm_urls[0], "site": "", "host": store,
+            "kind": "victoriametrics", "is_default": True, "basic_auth_user": user,
+            "basic_auth_password": str(hosts.get(store, "victoriametrics_basic_auth_password", "")) if user else "",
+        })
+    if vm_urls or len(sites) > 1 or len(members["prometheus"]) > 1:
+        for name, site in sites.items():
+            proms = site["prometheus"][:1] if site["mode"] == "ha" else site["prometheus"]
+            for index, host in enumerate(proms):
+                shard = len(proms) > 1
+                url, user, password = _prometheus_access(hosts, host, prometheus_urls[host])
+                datasources.append({
+                    "name": "Prometheus %s%s" % (name, " shard %d" % index if shard else ""),
+                    "uid": "prometheus-%s%s" % (name, "-%d" % index if shard else ""), "url": url,
+                    "site": name, "host": host, "kind": "prometheus", "is_default": not datasources,
+                    "basic_auth_user": user, "basic_auth_password": password if user else "",
+                })
+    return datasources
 
 
 def _sites(hosts, members, targets, opts):

@@ -156,8 +156,7 @@ def fleet_firewall(hostvars, groups, host, admin_networks=None, client_networks=
         # Grafana reads it; other Prometheus servers may federate from it.
         allow("prometheus", _port(hostvars, host, "prometheus_port"), addresses("grafana") + prometheus)
     if host in members["grafana"]:
-        port = _port(hostvars, host, "grafana_http_port", _get(hostvars, host, "grafana_port", 3000))
-        allow("grafana", port, clients + prometheus)
+        allow("grafana", _port(hostvars, host, "grafana_http_port"), clients + prometheus)
     if host in members["alertmanager"]:
         peers = [_address(hostvars, p) for p in members["alertmanager"] if p != host]
         # vmalert on the global store's hosts sends alerts too.

@@ -7,6 +7,8 @@
 #                                     (prints the repo URL; idempotent: reuses a running server)
 #   tests/apt_repo/build.sh url       print the URL of the running server (fails if none)
 #   tests/apt_repo/build.sh stop      stop the server this script started
+#   tests/apt_repo/build.sh fingerprint   print the signing key's fingerprint (builds first), which the
+#                                     tests pin in grafana_apt_key_fingerprints like Grafana's own
 #
 # Environment: APT_REPO_ADDR (default: the docker bridge gateway, e.g. 172.17.0.1),
 #              APT_REPO_PORT (default 18765), APT_REPO_DIR (default <repo root>/.cache/apt_repo).
@@ -163,10 +165,16 @@ stop() {
   fi
 }
 
+fingerprint() {
+  build
+  gpg --batch --with-colons --list-keys apt-repo@llmops-vllm.invalid | awk -F: '$1 == "fpr" {print $10; exit}'
+}
+
 case "${1:-build}" in
   build) build ;;
+  fingerprint) fingerprint ;;
   serve) serve ;;
   url) running_url ;;
   stop) stop ;;
-  *) echo "usage: $0 [build|serve|url|stop]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|serve|url|stop|fingerprint]" >&2; exit 2 ;;
 esac

@@ -20,7 +20,11 @@ or, unless it is checked for syntax only, when its result is empty or holds a
 NaN (or infinite) value anywhere: a panel must show a number or no data, never
 NaN. Queries of
 the GPU dashboard (those that read DCGM_* metrics) can be checked for syntax only
-with --gpu-syntax-only, for machines without GPUs; --syntax-only does so for all.
+with --gpu-syntax-only, for machines without GPUs; --syntax-only does so for all;
+--syntax-only-match REGEX for the queries that match it (a stack without a gateway).
+--basic-auth-user USER sends basic auth, with the password from the environment
+variable CHECK_QUERIES_PASSWORD (never on a command line); any server with the
+Prometheus query API works (VictoriaMetrics too).
 --wait SECONDS retries empty and NaN results until that much time has passed
 (rates need two scrapes).
 
@@ -32,6 +36,7 @@ Example:
 """
 
 import argparse
+import base64
 import glob
 import json
 import math
@@ -147,9 +152,13 @@ def is_gpu_query(expr):
 
 
 class Prometheus:
-    def __init__(self, base_url, timeout):
+    def __init__(self, base_url, timeout, user=None, password=''):
         self.base_url = base_url.rstrip('/')
         self.timeout = timeout
+        self.headers = {}
+        if user:
+            token = base64.b64encode(('%s:%s' % (user, password)).encode()).decode()
+            self.headers['Authorization'] = 'Basic ' + token
 
     def query(self, expr, range_seconds=None, step=15):
         """(ok, result list or None, error text); a range query over the last range_seconds when given."""
@@ -160,7 +169,8 @@ class Prometheus:
         else:
             url = '%s/api/v1/query?%s' % (self.base_url, urllib.parse.urlencode({'query': expr}))
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=self.headers),
+                                        timeout=self.timeout) as response:
                 body = json.loads(response.read().decode())
         except urllib.error.HTTPError as exc:
             try:
@@ -183,6 +193,9 @@ def main(argv=None):
     parser.add_argument('--var', action='append', default=[], metavar='NAME=VALUE', help='value of a template variable')
     parser.add_argument('--gpu-syntax-only', action='store_true', help='check queries of DCGM_* metrics for syntax only')
     parser.add_argument('--syntax-only', action='store_true', help='check every query for syntax only')
+    parser.add_argument('--syntax-only-match', metavar='REGEX', help='check the queries that match REGEX for syntax only')
+    parser.add_argument('--basic-auth-user', metavar='USER',
+                        help='basic auth user; the password comes from $CHECK_QUERIES_PASSWORD')
     parser.add_argument('--wait', type=float, default=0, help='retry empty results for up to this many seconds')
     parser.add_argument('--timeout', type=float, default=30, help='timeout of each query in seconds')
     parser.add_argument('--quiet', action='store_true', help='print failures only')
@@ -206,10 +219,12 @@ def main(argv=None):
         dashboard_values = selected_values(dashboard)
         dashboard_values.update(values)
         for where, expr, is_range in queries_of(dashboard, with_range=True):
-            syntax_only = args.syntax_only or (args.gpu_syntax_only and is_gpu_query(expr))
+            syntax_only = (args.syntax_only or (args.gpu_syntax_only and is_gpu_query(expr))
+                           or bool(args.syntax_only_match and re.search(args.syntax_only_match, expr)))
             checks.append((os.path.basename(path), where, substitute(expr, dashboard_values), syntax_only, is_range))
 
-    prometheus = Prometheus(args.prometheus, args.timeout)
+    prometheus = Prometheus(args.prometheus, args.timeout, args.basic_auth_user,
+                            os.environ.get('CHECK_QUERIES_PASSWORD', ''))
     try:
         prometheus.query('vector(1)')
     except (urllib.error.URLError, OSError, ValueError) as exc:

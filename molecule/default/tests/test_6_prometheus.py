@@ -392,8 +392,9 @@ def test_node_exporter_from_release_archive(prom, mirror, tmp_path):
     version = mirror["versions"]["node_exporter"]
     base = "%s/node_exporter/v%s" % (mirror["url"], version)
     cache = tmp_path / "archive-cache"
+    # The test mirror serves plain http on 127.0.0.1: allowed explicitly, as for any local mirror.
     archive = {"node_exporter_install_method": "archive", "node_exporter_archive_base_url": base,
-               "node_exporter_archive_cache_dir": str(cache)}
+               "node_exporter_archive_cache_dir": str(cache), "node_exporter_allow_insecure_mirror": True}
     package_unit, archive_unit = "prometheus-node-exporter.service", "node_exporter.service"
     assert unit_property(node, package_unit, "ActiveState") == "active"
 

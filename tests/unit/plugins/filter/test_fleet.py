@@ -320,3 +320,69 @@ def test_grafana_datasources_global_store_first_then_each_site_prometheus():
     # One Prometheus and no global store: nothing beyond the role's one datasource.
     hv, groups = inventory({"prometheus": ["p"], "grafana": ["g"]})
     assert fleet_model(hv, groups)["grafana_datasources"] == []
+
+
+def test_grafana_default_datasource_is_the_global_store_with_its_basic_auth():
+    hv, groups = inventory({"prometheus": ["p"], "victoriametrics": ["vm"], "grafana": ["g"]},
+                           {"vm": {"ansible_host": "10.0.0.9", "victoriametrics_port": 8429,
+                                   "victoriametrics_basic_auth_username": "fleet",
+                                   "victoriametrics_basic_auth_password": "s3cret"}})
+    ds = fleet_model(hv, groups)["grafana_datasources"]
+    assert [d["is_default"] for d in ds] == [True, False]
+    store, site = ds
+    assert (store["uid"], store["kind"], store["url"]) == ("global", "victoriametrics", "http://10.0.0.9:8429")
+    assert (store["basic_auth_user"], store["basic_auth_password"]) == ("fleet", "s3cret")
+    # The site Prometheus stays available, not default, without the store's credentials.
+    assert (site["uid"], site["url"], site["site"], site["kind"]) == ("prometheus-default", "http://p:9090",
+                                                                      "default", "prometheus")
+    assert (site["basic_auth_user"], site["basic_auth_password"]) == ("", "")
+    # No user: no password either, even when one is set.
+    del hv["vm"]["victoriametrics_basic_auth_username"]
+    store = fleet_model(hv, groups)["grafana_datasources"][0]
+    assert (store["basic_auth_user"], store["basic_auth_password"]) == ("", "")
+
+
+def test_grafana_datasources_one_per_site_for_ha_pairs_and_per_shard_for_shards():
+    hv, groups = inventory({"prometheus": ["pa1", "pa2", "pb1", "pb2"], "victoriametrics": ["vm"]},
+                           {"pa1": {"fleet_site": "a", "prometheus_site_mode": "ha"}, "pa2": {"fleet_site": "a"},
+                            "pb1": {"fleet_site": "b"}, "pb2": {"fleet_site": "b"}})
+    ds = fleet_model(hv, groups)["grafana_datasources"]
+    assert [(d["uid"], d["name"], d["host"], d["is_default"]) for d in ds] == [
+        ("global", "Global store", "vm", True),
+        ("prometheus-a", "Prometheus a", "pa1", False),
+        ("prometheus-b-0", "Prometheus b shard 0", "pb1", False),
+        ("prometheus-b-1", "Prometheus b shard 1", "pb2", False)]
+    assert len({d["uid"] for d in ds}) == len(ds)
+
+
+def test_grafana_datasources_without_a_store_the_first_site_is_default():
+    hv, groups = inventory({"prometheus": ["pa", "pb"], "grafana": ["g"]},
+                           {"pa": {"fleet_site": "a"}, "pb": {"fleet_site": "b"}})
+    ds = fleet_model(hv, groups)["grafana_datasources"]
+    assert [(d["uid"], d["is_default"]) for d in ds] == [("prometheus-a", True), ("prometheus-b", False)]
+    assert sum(d["is_default"] for d in ds) == 1
+
+
+def test_grafana_site_datasources_carry_each_prometheus_tls_and_basic_auth():
+    hv, groups = inventory({"prometheus": ["pa", "pb"], "victoriametrics": ["vm"]}, {
+        "pa": {"fleet_site": "a", "prometheus_web_tls_cert_file": "/etc/prometheus/tls.crt",
+               "prometheus_web_basic_auth_users": {"grafana": "$2b$10$x"},
+               "prometheus_web_client_username": "grafana", "prometheus_web_client_password": "pw-a"},
+        # A client username without web users: Prometheus asks for no auth, none is sent.
+        "pb": {"fleet_site": "b", "prometheus_web_client_username": "grafana",
+               "prometheus_web_client_password": "pw-b"}})
+    ds = {d["uid"]: d for d in fleet_model(hv, groups)["grafana_datasources"]}
+    assert ds["prometheus-a"]["url"] == "https://pa:9090"
+    assert (ds["prometheus-a"]["basic_auth_user"], ds["prometheus-a"]["basic_auth_password"]) == ("grafana", "pw-a")
+    assert ds["prometheus-b"]["url"] == "http://pb:9090"
+    assert (ds["prometheus-b"]["basic_auth_user"], ds["prometheus-b"]["basic_auth_password"]) == ("", "")
+
+
+def test_grafana_port_is_the_grafana_roles_variable():
+    hv, groups = inventory({"prometheus": ["p"], "grafana": ["g"]}, {"g": {"grafana_http_port": 3300}})
+    model = fleet_model(hv, groups)
+    assert model["scrape_targets"]["grafana"] == [{"targets": ["g:3300"], "labels": {"host": "g"}}]
+    assert fleet_urls(hv, groups, "grafana") == ["http://g:3300"]
+    # The old name is not read.
+    hv, groups = inventory({"prometheus": ["p"], "grafana": ["g"]}, {"g": {"grafana_port": 3300}})
+    assert fleet_model(hv, groups)["scrape_targets"]["grafana"][0]["targets"] == ["g:3000"]

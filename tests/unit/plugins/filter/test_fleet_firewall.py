@@ -146,3 +146,12 @@ def test_global_store_reaches_alertmanager_and_is_read_by_prometheus_and_grafana
     assert rules[("tcp", 8428)] == ["10.0.0.1", "10.0.0.2", "10.0.3.1"] + ADMIN
     assert rules[("tcp", 8880)] == ["10.0.0.1", "10.0.0.2"] + ADMIN
     assert rules[("tcp", 9093)] == ["10.0.0.1", "10.0.0.2", "10.0.2.1"] + ADMIN
+
+
+def test_grafana_port_from_the_grafana_roles_variable_only():
+    hv, groups = inventory({"grafana": ["g"], "prometheus": ["p"]}, {"g": {"grafana_http_port": 3300}})
+    rules = ports(fleet_firewall(hv, groups, "g", ADMIN, CLIENTS))
+    assert ("tcp", 3300) in rules and ("tcp", 3000) not in rules
+    # The fleet model scrapes Grafana on the same port the firewall opens.
+    assert ("tcp", 3000) in ports(fleet_firewall(*inventory({"grafana": ["g"]}, {"g": {"grafana_port": 3300}}),
+                                                 host="g", admin_networks=ADMIN, client_networks=CLIENTS))
