@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "molecule", "shared"))
 from loadgen import LoadGenerator  # noqa: E402
 
 PHASES = (
+    ("canary", re.compile(r"\b(Canary|Canary share) \|")),
     ("stage", re.compile(r"\b(Install|Venv|Model) \|")),
     ("drain", re.compile(r"(Rollout \| (Take out|Return to|Wait until|Silence|End the silence)|Server state \|)")),
     ("switch", re.compile(r"(Rollout \| Restart|Ready \|)")),
@@ -73,12 +74,12 @@ def unit_starts(hosts):
     return out
 
 
-def upgrade(inventories, day2, host_vars):
+def upgrade(inventories, day2, host_vars, playbook="playbooks/rolling_upgrade.yml"):
     with open(day2, "w") as f:
         json.dump({"all": {"hosts": host_vars}}, f)
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_SORT_ORDER="none",
                PROFILE_TASKS_TASK_OUTPUT_LIMIT="all", ANSIBLE_NOCOLOR="1")
-    args = ["ansible-playbook", "playbooks/rolling_upgrade.yml"]
+    args = ["ansible-playbook", playbook]
     for inv in inventories + [day2]:
         args += ["-i", inv]
     start = time.monotonic()

@@ -7,11 +7,19 @@ host_vars would) and run the documented playbooks:
 1. one argument changed for stack-vllm-1, then site.yml: only that host's two
    instances restart, one at a time, and no request fails;
 2. site.yml again: changed=0 and no unit restarted;
-3. the upgrade flow from model A to B (edit, then playbooks/rolling_upgrade.yml),
-   then site.yml: changed=0 and no unit restarted;
+3. the upgrade flow from model A to B (edit, then playbooks/rolling_upgrade.yml)
+   with the canary on: stack-vllm-1 serves its share of the requests (it holds
+   at 1 req/s), Prometheus passes it, stack-vllm-2 follows; then site.yml:
+   changed=0 and no unit restarted;
 4. a model that cannot load, through site.yml: the first instance of the first
    host fails its gate, the host is rolled back and the play stops before
-   stack-vllm-2, with no failed request.
+   stack-vllm-2, with no failed request;
+5. a release that passes the health gate but fails real traffic (a maximum
+   model length below the load's prompt and answer), canary on: the analysis
+   fails on errors, stack-vllm-1 is rolled back, stack-vllm-2 never changes, and
+   the failed requests are those of the canary's share during the analysis;
+6. a canary without traffic: the analysis fails for too few requests, says so,
+   and the canary is rolled back.
 Which units restarted is read from systemd (ExecMainStartTimestamp).
 """
 
@@ -29,6 +37,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from alerting import notifications, silences  # noqa: E402
 from loadgen import LoadGenerator, container_ip  # noqa: E402
+from playbook import ansible_playbook  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -75,12 +84,7 @@ def write_inventory(host_vars):
 
 
 def playbook(path):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), MOLECULE_PROJECT_DIRECTORY=ROOT,
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    args = ["ansible-playbook", "-i", INVENTORY, "-i", DAY2_INVENTORY, os.path.join(ROOT, path)]
-    start = time.monotonic()
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
-    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
+    return ansible_playbook(path, inventories=[INVENTORY, DAY2_INVENTORY])
 
 
 def recap(out):
@@ -131,7 +135,7 @@ class HealthSampler:
         self._thread.join()
 
 
-def under_load(path):
+def under_load(path, keep=None):
     gateway = "http://%s:8080" % container_ip("stack-mon-1")
     # 1 req/s: continuous traffic without starving the restarts on a 2-core machine.
     load = LoadGenerator(gateway, KEY, "tiny", rate=1).start()
@@ -139,6 +143,8 @@ def under_load(path):
         rc, out, seconds = playbook(path)
         time.sleep(2)
     load.stop()
+    if keep is not None:
+        keep.append(load)
     return rc, out, seconds, load.summary(), sampler
 
 
@@ -149,6 +155,22 @@ def report(what, seconds, load, sampler, restarted):
 
 
 HOST1 = {("stack-vllm-1", "main"), ("stack-vllm-1", "second")}
+HOST2 = {("stack-vllm-2", "main")}
+# The first batch (stack-vllm-1, two of the three instances) is the canary, with
+# 30% of the requests; short windows, as the load is 1 req/s. The latency ratio
+# is loose: the canary's two instances share this machine's two cores with the
+# rest. Both instances restart together (stack-vllm-2 serves meanwhile).
+CANARY = {"vllm_server_canary_enabled": True, "vllm_server_canary_share": 30, "vllm_server_canary_window": 60,
+          "vllm_server_canary_interval": 10, "vllm_server_canary_min_requests": 8,
+          "vllm_server_canary_max_latency_ratio": 6.0, "vllm_server_rollout_instances": 2}
+CHECK = re.compile(r"check (\d+) at ([\d.]+)s, (\w+): canary requests (\d+), HTTP errors ([\d.]+).*?"
+                   r"\| baseline requests (\d+)")
+
+
+def analysis(out):
+    """The checks the rollout printed: [(number, elapsed, status, canary requests, errors, baseline requests)]."""
+    flat = " ".join(out.split())  # the YAML callback wraps long lines
+    return [(int(n), float(t), st, int(c), float(e), int(b)) for n, t, st, c, e, b in CHECK.findall(flat)]
 ARGS = {"vllm_server_extra_args": ["--max-num-seqs=32"]}
 MODEL_B = {"vllm_server_model": os.path.join(MODELS, "tiny-b"), "vllm_server_venv_name": "vllm-cpu-0.32.0-b"}
 
@@ -200,19 +222,28 @@ def test_2_site_again_changes_nothing_and_restarts_nothing():
     assert unit_starts() == before
 
 
-def test_3_documented_upgrade_flow_then_site_changes_nothing():
+def test_3_documented_upgrade_flow_with_a_canary_then_site_changes_nothing():
     for host in INSTANCES:
         assert served(host) == [("tiny", "/var/lib/vllm/models/tiny-a")]
     before = unit_starts()
-    write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B), "stack-vllm-2": dict(MODEL_B)})
+    write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B, **CANARY), "stack-vllm-2": dict(MODEL_B, **CANARY)})
     rc, out, seconds, load, sampler = under_load("playbooks/rolling_upgrade.yml")
     after = unit_starts()
     restarted = {k for k in before if before[k] != after[k]}
-    report("upgrade A->B", seconds, load, sampler, restarted)
+    report("upgrade A->B with a canary", seconds, load, sampler, restarted)
+    checks = analysis(out)
+    print("canary checks (number, elapsed, status, canary requests, errors, baseline requests): %s" % checks)
     assert rc == 0, out[-4000:]
     assert load["sent"] > 10 and load["failed"] == 0, load
     assert restarted == set(before)
     assert sampler.min_healthy() >= 1
+    # The analysis ran its window and passed; stack-vllm-2 changed only after it.
+    assert "pass: " in out and len(checks) == 6 and checks[-1][2] == "passed", out[-4000:]
+    assert epoch("stack-vllm-2", "vllm@main.service") > recorded_at("stack-vllm-1", "second") + 55
+    # The share held at 1 req/s: under leastconn two of three servers would take
+    # about 2/3 of sequential requests; the canary map gives them 30%.
+    share = checks[-1][3] / max(checks[-1][3] + checks[-1][5], 1)
+    assert 0.1 <= share <= 0.55, checks[-1]
     for host, names in INSTANCES.items():
         for port in names.values():
             assert served(host, port) == [("tiny", "/var/lib/vllm/models/tiny-b")]
@@ -252,3 +283,55 @@ def test_4_broken_model_through_site_rolls_back_and_stops():
             assert served(host, port) == [("tiny", "/var/lib/vllm/models/tiny-b")]
     staged = subprocess.run(["docker", "exec", "stack-vllm-2", "test", "-e", "/var/lib/vllm/models/tiny-broken"])
     assert staged.returncode == 1
+
+
+def canary_fails(extra, load):
+    """site.yml with a canary release for both hosts; the fleet's inventory is model B again after it."""
+    before = unit_starts()
+    keep = []
+    write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B, **CANARY, **extra), "stack-vllm-2": dict(MODEL_B, **CANARY, **extra)})
+    try:
+        if load:
+            rc, out, seconds, summary, sampler = under_load("site.yml", keep)
+        else:
+            rc, out, seconds = playbook("site.yml")
+            summary = sampler = None
+    finally:
+        write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B), "stack-vllm-2": dict(MODEL_B)})
+    after = unit_starts()
+    restarted = {k for k in before if before[k] != after[k]}
+    checks = analysis(out)
+    print("canary checks (number, elapsed, status, canary requests, errors, baseline requests): %s" % checks)
+    assert rc != 0
+    assert "The canary failed its analysis" in out, out[-4000:]
+    assert "Rollout of stack-vllm-1 failed" in out and "Hosts after it were not touched" in out
+    # The canary was rolled back to model B, stack-vllm-2 never changed.
+    assert restarted == HOST1
+    for host, names in INSTANCES.items():
+        for port in names.values():
+            assert served(host, port) == [("tiny", "/var/lib/vllm/models/tiny-b")]
+    return out, checks, summary, sampler, (keep[0] if keep else None)
+
+
+def test_5_a_release_that_fails_real_traffic_is_rolled_back_by_the_canary_analysis():
+    # The health gate asks for 4 tokens after "Hello"; the load asks for 8, which
+    # does not fit in 8 tokens of context: vLLM answers 400 to the load only.
+    out, checks, load, sampler, generator = canary_fails({"vllm_server_max_model_len": 8}, True)
+    assert "HTTP 4xx/5xx ratio" in out.split("The canary failed its analysis")[1][:400]
+    assert [c[2] for c in checks].count("failed") == 2 and checks[-1][4] > 0.05, checks
+    # What the client saw: only 400s, all while the canary had its share (the
+    # checks' window), and about that share of the requests sent meanwhile.
+    failures = generator.failures
+    assert failures and all("HTTP 400" in reason for _, reason in failures), failures[:3]
+    window = checks[-1][1] + 15
+    sent_in_window = window * 1.0
+    print("client: %d of %d requests failed, %d in the analysis window of %.0f s (share 30%%)"
+          % (len(failures), load["sent"], len(failures), window))
+    assert len(failures) <= 0.6 * sent_in_window, (len(failures), window)
+    assert sampler.min_healthy(HOST2) == 1
+
+
+def test_6_a_canary_without_traffic_fails_for_too_few_requests():
+    out, checks, _, _, _ = canary_fails({"vllm_server_extra_args": ["--max-num-seqs=16"]}, False)
+    assert "not enough traffic: the canary served 0 requests in 6" in out, out[-4000:]
+    assert checks and all(c[2] == "waiting" for c in checks), checks
