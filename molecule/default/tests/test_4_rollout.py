@@ -238,7 +238,7 @@ def test_3_documented_upgrade_flow_with_a_canary_then_site_changes_nothing():
     assert restarted == set(before)
     assert sampler.min_healthy() >= 1
     # The analysis ran its window and passed; stack-vllm-2 changed only after it.
-    assert "pass: " in out and len(checks) == 6 and checks[-1][2] == "passed", out[-4000:]
+    assert "pass: " in out and checks and checks[-1][1] >= 60 and checks[-1][2] == "passed", out[-4000:]
     assert epoch("stack-vllm-2", "vllm@main.service") > recorded_at("stack-vllm-1", "second") + 55
     # The share held at 1 req/s: under leastconn two of three servers would take
     # about 2/3 of sequential requests; the canary map gives them 30%.
@@ -302,6 +302,7 @@ def canary_fails(extra, load):
     restarted = {k for k in before if before[k] != after[k]}
     checks = analysis(out)
     print("canary checks (number, elapsed, status, canary requests, errors, baseline requests): %s" % checks)
+    out = " ".join(out.split())  # the YAML callback wraps long messages
     assert rc != 0
     assert "The canary failed its analysis" in out, out[-4000:]
     assert "Rollout of stack-vllm-1 failed" in out and "Hosts after it were not touched" in out
@@ -323,7 +324,8 @@ def test_5_a_release_that_fails_real_traffic_is_rolled_back_by_the_canary_analys
     # checks' window), and about that share of the requests sent meanwhile.
     failures = generator.failures
     assert failures and all("HTTP 400" in reason for _, reason in failures), failures[:3]
-    window = checks[-1][1] + 15
+    # The share lasts the analysis and the steps around it (annotation, verdict, end of share).
+    window = checks[-1][1] + 60
     sent_in_window = window * 1.0
     print("client: %d of %d requests failed, %d in the analysis window of %.0f s (share 30%%)"
           % (len(failures), load["sent"], len(failures), window))
@@ -333,5 +335,5 @@ def test_5_a_release_that_fails_real_traffic_is_rolled_back_by_the_canary_analys
 
 def test_6_a_canary_without_traffic_fails_for_too_few_requests():
     out, checks, _, _, _ = canary_fails({"vllm_server_extra_args": ["--max-num-seqs=16"]}, False)
-    assert "not enough traffic: the canary served 0 requests in 6" in out, out[-4000:]
+    assert re.search(r"not enough traffic: the canary served 0 requests in \d+s, 8 needed", out), out[-4000:]
     assert checks and all(c[2] == "waiting" for c in checks), checks
