@@ -21,8 +21,9 @@ def container_ip(name):
 
 
 class LoadGenerator:
-    def __init__(self, url, api_key, model, rate=2.0, max_tokens=8, timeout=120):
+    def __init__(self, url, api_key, model, rate=2.0, max_tokens=8, timeout=120, prompt="Hello"):
         self.url = url.rstrip("/") + "/v1/completions"
+        self.prompt = prompt
         self.api_key = api_key
         self.model = model
         self.interval = 1.0 / rate
@@ -38,7 +39,7 @@ class LoadGenerator:
         self._scheduler = None
 
     def _one(self):
-        body = json.dumps({"model": self.model, "prompt": "Hello", "max_tokens": self.max_tokens}).encode()
+        body = json.dumps({"model": self.model, "prompt": self.prompt, "max_tokens": self.max_tokens}).encode()
         req = urllib.request.Request(self.url, data=body, headers={
             "Content-Type": "application/json", "Authorization": "Bearer " + self.api_key})
         try:

@@ -135,10 +135,10 @@ class HealthSampler:
         self._thread.join()
 
 
-def under_load(path, keep=None):
+def under_load(path, keep=None, prompt="Hello"):
     gateway = "http://%s:8080" % container_ip("stack-mon-1")
     # 1 req/s: continuous traffic without starving the restarts on a 2-core machine.
-    load = LoadGenerator(gateway, KEY, "tiny", rate=1).start()
+    load = LoadGenerator(gateway, KEY, "tiny", rate=1, prompt=prompt).start()
     with HealthSampler() as sampler:
         rc, out, seconds = playbook(path)
         time.sleep(2)
@@ -285,14 +285,14 @@ def test_4_broken_model_through_site_rolls_back_and_stops():
     assert staged.returncode == 1
 
 
-def canary_fails(extra, load):
+def canary_fails(extra, load, prompt="Hello"):
     """site.yml with a canary release for both hosts; the fleet's inventory is model B again after it."""
     before = unit_starts()
     keep = []
     write_inventory({"stack-vllm-1": dict(ARGS, **MODEL_B, **CANARY, **extra), "stack-vllm-2": dict(MODEL_B, **CANARY, **extra)})
     try:
         if load:
-            rc, out, seconds, summary, sampler = under_load("site.yml", keep)
+            rc, out, seconds, summary, sampler = under_load("site.yml", keep, prompt)
         else:
             rc, out, seconds = playbook("site.yml")
             summary = sampler = None
@@ -315,9 +315,10 @@ def canary_fails(extra, load):
 
 
 def test_5_a_release_that_fails_real_traffic_is_rolled_back_by_the_canary_analysis():
-    # The health gate asks for 4 tokens after "Hello"; the load asks for 8, which
-    # does not fit in 8 tokens of context: vLLM answers 400 to the load only.
-    out, checks, load, sampler, generator = canary_fails({"vllm_server_max_model_len": 8}, True)
+    # The health gate's prompt ("Hello", one token, and 4 more) fits in 8 tokens of
+    # context; the load's 120-character prompt does not: vLLM answers it 400 (a
+    # longer answer alone would not do: vLLM shortens max_tokens to fit).
+    out, checks, load, sampler, generator = canary_fails({"vllm_server_max_model_len": 8}, True, "Hello " * 20)
     assert "HTTP 4xx/5xx ratio" in out.split("The canary failed its analysis")[1][:400]
     assert [c[2] for c in checks].count("failed") == 2 and checks[-1][4] > 0.05, checks
     # What the client saw: only 400s, all while the canary had its share (the
