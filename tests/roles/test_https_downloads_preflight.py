@@ -9,9 +9,10 @@ Runs each role against the controller itself with only its preflight tag
 (tests/roles/conftest.py, role_preflight), so nothing can be installed here.
 """
 
-import os
 
 import pytest
+
+from test_vllm_server_preflight import GOOD as VLLM, run_preflight  # tests/roles is on sys.path (rootdir import mode)
 
 ARCHIVE_ROLES = ["prometheus", "node_exporter", "alertmanager", "victoriametrics"]
 HTTP_MIRROR = "http://127.0.0.1:8999/mirror/v1.0.0"
@@ -61,18 +62,9 @@ def test_credentials_in_an_http_mirror_url_are_not_printed(role_preflight):
 
 # ---- vLLM's package sources --------------------------------------------------------
 
-LOCKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "locks")
-VLLM = {
-    "vllm_server_model": "Qwen/Qwen3-0.6B",
-    "vllm_server_api_key": "k" * 24,
-    "vllm_server_instances": [{"name": "main", "port": 8000}],
-    "vllm_server_requirements_lock": os.path.join(LOCKS, "vllm-0.32.0-py311-x86_64.txt"),
-    "vllm_server_pip_no_deps": True,
-}
-
-
 def run_vllm(role_preflight, overrides):
-    return role_preflight("vllm_server", dict(VLLM, **overrides))
+    # The vLLM preflight tests' good inventory, with one source changed.
+    return run_preflight(role_preflight, overrides)
 
 
 @pytest.mark.parametrize("variable, value", [
