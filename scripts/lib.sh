@@ -142,16 +142,51 @@ ensure_prometheus_binaries() {
   fi
 }
 
-bootstrap() {
+# What the controller needs: packages, the Docker engine, the tool virtualenv,
+# promtool.
+bootstrap_tools() {
   : >"$TIMINGS"
   timed "host packages" ensure_host_packages
   timed "docker engine" ensure_docker
   timed "tool virtualenv" ensure_venv
+  timed "prometheus binaries" ensure_prometheus_binaries
+}
+
+# What the test hosts need: the systemd image, the vLLM wheelhouse, the models.
+bootstrap_hosts() {
   timed "systemd base image" ensure_image
   timed "vLLM wheelhouse" ensure_wheelhouse
   timed "tiny models" ensure_models
-  timed "prometheus binaries" ensure_prometheus_binaries
+}
+
+# The hosts' part in the background (it is mostly downloads), while the caller
+# runs what needs only the tools; wait_hosts_bootstrap before the first host.
+start_hosts_bootstrap() {
+  BOOTSTRAP_LOG="$CACHE/bootstrap-hosts.log"
+  log "Building the test hosts' image, wheelhouse and models in the background ($BOOTSTRAP_LOG)"
+  bootstrap_hosts >"$BOOTSTRAP_LOG" 2>&1 &
+  BOOTSTRAP_PID=$!
+}
+
+wait_hosts_bootstrap() {
+  [ -n "${BOOTSTRAP_PID:-}" ] || return 0
+  if ! wait "$BOOTSTRAP_PID"; then
+    cat "$BOOTSTRAP_LOG" >&2
+    echo "Building the test hosts' image, wheelhouse or models failed (above)" >&2
+    return 1
+  fi
+  BOOTSTRAP_PID=
+  grep -v '^$' "$BOOTSTRAP_LOG" || true
+}
+
+enter_venv() {
   # shellcheck disable=SC1091
   source "$VENV/bin/activate"
   cd "$ROOT"
+}
+
+bootstrap() {
+  bootstrap_tools
+  bootstrap_hosts
+  enter_venv
 }
