@@ -5,12 +5,17 @@
 # completions on each (a 120-character prompt, 16 tokens) to show what serving
 # loses. An extra server on port 8010 of a running test host, as the vllm user,
 # with its own cache directory per case (under /var/lib/vllm: /tmp is noexec).
+# The "bytecode" set compares --enforce-eager starts with the virtualenv's
+# compiled bytecode (what the role installs) and without it (as before: the vllm
+# user cannot write __pycache__ into the root-owned virtualenv).
 #
-#   benchmarks/vllm_startup.sh [HOST]     (default stack-vllm-2: molecule converge -s default)
-# Output: benchmarks/vllm_startup.out.txt
+#   benchmarks/vllm_startup.sh [HOST [modes|bytecode]]
+#     (default stack-vllm-2 after molecule converge -s default; set "modes")
+# Output: benchmarks/vllm_startup.out.txt, benchmarks/vllm_startup_bytecode.out.txt
 set -euo pipefail
 H=${1:-stack-vllm-2}
-OUT="$(cd "$(dirname "$0")" && pwd)/vllm_startup.out.txt"
+SET=${2:-modes}
+OUT="$(cd "$(dirname "$0")" && pwd)/vllm_startup$([ "$SET" = modes ] || echo "_$SET").out.txt"
 EXP=/var/lib/vllm/startup-bench
 probe='import sys, urllib.request
 try:
@@ -39,7 +44,7 @@ run() {  # label cache-dir vLLM-arguments...
   ready=$(date +%s.%N)
   docker exec "$H" python3 -c "$complete"
   done=$(date +%s.%N)
-  printf '%-24s ready after %6.1f s; 20 completions %5.2f s\n' "$label" \
+  printf '%-34s ready after %6.1f s; 20 completions %5.2f s\n' "$label" \
     "$(echo "$ready - $start" | bc)" "$(echo "$done - $ready" | bc)" | tee -a "$OUT"
   docker exec "$H" pkill -f 'port 8010' || true
   while docker exec "$H" pgrep -f 'port 8010' >/dev/null; do sleep 1; done
@@ -47,10 +52,27 @@ run() {  # label cache-dir vLLM-arguments...
 
 docker exec "$H" rm -rf "$EXP"
 echo "vLLM start-up on $H ($(nproc) CPUs), $(date -u +%Y-%m-%d)" >"$OUT"
-run "compiled, cold cache" c1
-run "compiled, warm cache" c1
-run "--enforce-eager" e1 --enforce-eager
-run "-O0" o1 -O0
-run "compiled, cold cache" c2
-run "--enforce-eager" e2 --enforce-eager
+case "$SET" in
+  modes)
+    run "compiled, cold cache" c1
+    run "compiled, warm cache" c1
+    run "--enforce-eager" e1 --enforce-eager
+    run "-O0" o1 -O0
+    run "compiled, cold cache" c2
+    run "--enforce-eager" e2 --enforce-eager
+    ;;
+  bytecode)
+    # The no-bytecode case deletes the virtualenv's __pycache__ directories (as a
+    # uv install without --compile-bytecode leaves it); compileall puts them back.
+    site=$(docker exec "$H" /opt/vllm/current/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    for i in 1 2; do
+      docker exec "$H" find "$site" -name __pycache__ -prune -exec rm -rf {} +
+      run "--enforce-eager, no bytecode" n$i --enforce-eager
+      # A few test and template files in the wheels do not compile; compileall says so in its status.
+      docker exec "$H" /opt/vllm/current/bin/python -m compileall -q -j 0 "$site" >/dev/null || true
+      run "--enforce-eager, bytecode" b$i --enforce-eager
+    done
+    ;;
+  *) echo "unknown set $SET (modes or bytecode)" >&2; exit 2 ;;
+esac
 docker exec "$H" rm -rf "$EXP"
