@@ -85,6 +85,10 @@ def upgrade(inventories, day2, host_vars, playbook="playbooks/rolling_upgrade.ym
     start = time.monotonic()
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - start
+    # The run's own output, where its phases can be checked against the task list.
+    with tempfile.NamedTemporaryFile("w", prefix="rollout-", suffix=".log", delete=False) as log:
+        log.write(proc.stdout + proc.stderr)
+    print("%s: output in %s" % (playbook, log.name), file=sys.stderr)
     if proc.returncode != 0:
         sys.exit(proc.stdout[-3000:] + proc.stderr[-2000:])
     phases = dict.fromkeys([p for p, _ in PHASES] + ["rest"], 0.0)
