@@ -40,7 +40,9 @@ PHASES = (
     ("switch", re.compile(r"(Rollout \| Restart|Ready \|)")),
     ("gate", re.compile(r"\bGate \|")),
 )
-PROFILE_LINE = re.compile(r"^(.*?) -{3,} +(\d+\.\d+)s$")
+# profile_tasks pads the name with dashes to the terminal's width and right-aligns
+# the time in 9 characters, so a long name keeps as few as one dash.
+PROFILE_LINE = re.compile(r"^(.*?) -+ +(\d+\.\d+)s$")
 
 
 def inventory_data(inventories):
@@ -91,15 +93,20 @@ def upgrade(inventories, day2, host_vars, playbook="playbooks/rolling_upgrade.ym
     print("%s: output in %s" % (playbook, log.name), file=sys.stderr)
     if proc.returncode != 0:
         sys.exit(proc.stdout[-3000:] + proc.stderr[-2000:])
+    return seconds, phases_of(proc.stdout)
+
+
+def phases_of(output):
+    """Task seconds by phase, from profile_tasks' list at the end of a run's output."""
     phases = dict.fromkeys([p for p, _ in PHASES] + ["rest"], 0.0)
-    summary = proc.stdout.split("=" * 20)[-1] if "=" * 20 in proc.stdout else proc.stdout
+    summary = output.split("=" * 20)[-1] if "=" * 20 in output else output
     for line in summary.splitlines():
         m = PROFILE_LINE.match(line.strip())
         if not m:
             continue
         name = next((p for p, rx in PHASES if rx.search(m.group(1))), "rest")
         phases[name] += float(m.group(2))
-    return seconds, phases
+    return phases
 
 
 def main():
