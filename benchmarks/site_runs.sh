@@ -8,26 +8,31 @@ bootstrap
 INVENTORY="$ROOT/inventory/local"
 OUT="$ROOT/benchmarks/site_runs.out.txt"
 "$ROOT/scripts/demo" down >/dev/null 2>&1 || true
+demo_gateway_tls
 ansible-playbook -i "$INVENTORY" "$ROOT/playbooks/local_hosts.yml" >/dev/null
-if ! curl -sfI --max-time 10 https://apt.grafana.com/gpg-full.key >/dev/null 2>&1; then
-  "$ROOT/tests/apt_repo/build.sh" serve >/dev/null
-  LLMOPS_GRAFANA_REPO=$("$ROOT/tests/apt_repo/build.sh" url)
-  export LLMOPS_GRAFANA_REPO LLMOPS_GRAFANA_VERSION=12.2.0+double
-fi
+demo_grafana_source
 
 run() {
-  local name=$1 start end recap
+  local name=$1 start end log
   shift
+  log=$(mktemp /tmp/site-run-XXXXXX.log)
   start=$(date +%s.%N)
-  recap=$(ansible-playbook -i "$INVENTORY" "$ROOT/site.yml" "$@" | sed -n '/PLAY RECAP/,$p' | grep -E 'ok=')
+  if ! ansible-playbook -i "$INVENTORY" "$ROOT/site.yml" "$@" >"$log" 2>&1; then
+    echo "site.yml ($name) failed; its output: $log" >&2
+    return 1
+  fi
   end=$(date +%s.%N)
   printf '%-22s %7.1f s\n' "$name" "$(echo "$end - $start" | bc)"
-  printf '%s\n' "$recap" | sed 's/^/    /'
+  sed -n '/PLAY RECAP/,$p' "$log" | grep -E 'ok=' | sed 's/^/    /'
+  rm -f "$log"
 }
 
+# The output file is replaced only by a complete run.
 {
   echo "site.yml on inventory/local ($(nproc) CPUs, $(date -u +%F))"
-  run "first run" 
+  run "first run"
   run "second run (no change)"
   run "--check" --check
-} | tee "$OUT"
+} > "$OUT.new"
+mv "$OUT.new" "$OUT"
+cat "$OUT"

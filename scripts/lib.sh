@@ -162,6 +162,38 @@ bootstrap_hosts() {
   timed "tiny models" ensure_models
 }
 
+# Grafana comes from its official repository when that is reachable; otherwise
+# from the local signed repository of the Grafana test double (tests/apt_repo).
+demo_grafana_source() {
+  if curl -sfI --max-time 10 https://apt.grafana.com/gpg-full.key >/dev/null 2>&1; then
+    GRAFANA_NOTE="Grafana from the official repository (apt.grafana.com)"
+    return 0
+  fi
+  "$ROOT/tests/apt_repo/build.sh" serve >/dev/null
+  LLMOPS_GRAFANA_REPO=$("$ROOT/tests/apt_repo/build.sh" url)
+  export LLMOPS_GRAFANA_REPO LLMOPS_GRAFANA_VERSION=12.2.0+double
+  GRAFANA_NOTE="apt.grafana.com cannot be reached from this machine: Grafana here is the project's
+  Grafana TEST DOUBLE (tests/grafana_double), installed the same way from a local signed
+  repository. It speaks the HTTP API the modules use, but has no web UI."
+}
+
+# A local CA and a certificate for the gateway's TLS listener (inventory/local/
+# group_vars/gateway.yml), made once; the keys are 0600 files.
+demo_gateway_tls() {
+  local dir="$CACHE/local-secrets/gateway-tls"
+  mkdir -p "$dir" && chmod 700 "$CACHE/local-secrets" "$dir"
+  (
+    cd "$dir" && umask 077
+    [ -f ca.crt ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout ca.key -out ca.crt -days 3650 -subj "/CN=llmops demo CA" 2>/dev/null
+    [ -f gateway.crt ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout gateway.key -out gateway.crt -days 825 -subj "/CN=llmops-mon-1" -CA ca.crt -CAkey ca.key \
+      -addext "subjectAltName=DNS:localhost,DNS:llmops-mon-1,IP:127.0.0.1" \
+      -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+    chmod 644 ca.crt gateway.crt
+  )
+}
+
 # The hosts' part in the background (it is mostly downloads), while the caller
 # runs what needs only the tools; wait_hosts_bootstrap before the first host.
 start_hosts_bootstrap() {
