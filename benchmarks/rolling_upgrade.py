@@ -57,7 +57,8 @@ def restart_and_ready(host):
     subprocess.check_call(["docker", "exec", host, "systemctl", "restart", "vllm@main.service"])
     while True:
         probe = subprocess.run(["docker", "exec", host, "python3", "-c",
-                                "import urllib.request;urllib.request.urlopen('http://127.0.0.1:8000/health',timeout=3)"],
+                                # vLLM listens on the host's fleet address (its name), not on loopback.
+                                "import urllib.request;urllib.request.urlopen('http://%s:8000/health',timeout=3)" % host],
                                capture_output=True)
         if probe.returncode == 0:
             return time.monotonic() - start

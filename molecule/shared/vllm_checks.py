@@ -33,6 +33,12 @@ def http(host, url, key="", body=None, method=None):
     return out["status"], out["body"]
 
 
+def own_url(host, port, path=""):
+    """A URL of a service on ``host`` as the host itself reaches it: the services
+    listen on the host's fleet address (its name here), not on loopback."""
+    return "http://%s:%d%s" % (host.backend.get_hostname(), port, path)
+
+
 def unit_property(host, unit, prop):
     return host.check_output("systemctl show -p %s --value %s", prop, unit)
 

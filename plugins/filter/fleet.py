@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -73,6 +74,9 @@ DEFAULT_OPTIONS = {
     # replica=<host>). A Prometheus host's own prometheus_site_mode variable wins.
     "prometheus_site_mode": "shard",
 }
+
+# Listen addresses that mean every interface of the host.
+WILDCARDS = ("0.0.0.0", "::", "[::]")
 
 SITE_MODES = ("shard", "ha")
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -188,6 +192,16 @@ class _Hosts:
         """Where other hosts reach this one: fleet_address, else ansible_host, else its name."""
         return str(self.get(host, "fleet_address") or self.get(host, "ansible_host") or host)
 
+    def local_address(self, host, listen_var):
+        """Where a client on the host itself reaches the service that listens on ``listen_var``:
+        that address when the inventory sets one, 127.0.0.1 for a wildcard, else
+        the address the host's services bind to by default (__fleet_bind_address,
+        set by each role's preflight), else the fleet address."""
+        listen = str(self.get(host, listen_var, "") or "")
+        if listen in WILDCARDS:
+            return "127.0.0.1"
+        return listen or str(self.get(host, "__fleet_bind_address") or self.address(host))
+
 
 def fleet_model(hostvars, groups, options=None):
     """The fleet's shape from the inventory. See the module docstring."""
@@ -268,7 +282,8 @@ def fleet_model(hostvars, groups, options=None):
     grafana_prometheus_url = {}
     for host in members["grafana"]:
         if host in prometheus_urls:
-            grafana_prometheus_url[host] = "http://127.0.0.1:%d" % port_of(host, "prometheus_port")
+            grafana_prometheus_url[host] = "http://%s:%d" % (
+                url_host(hosts.local_address(host, "prometheus_listen_address")), port_of(host, "prometheus_port"))
         elif members["prometheus"]:
             grafana_prometheus_url[host] = prometheus_urls[members["prometheus"][0]]
 
@@ -462,6 +477,12 @@ def fleet_urls(hostvars, groups, service, options=None):
     return out
 
 
+def fleet_local_host(hostvars, host, listen_var):
+    """Where a client on ``host`` reaches that host's service listening on ``listen_var``,
+    as it goes into a URL (see _Hosts.local_address)."""
+    return url_host(_Hosts(hostvars).local_address(host, listen_var))
+
+
 def fleet_instances(value, host):
     """One host's resolved instances, as fleet_model gives them to the gateway and Prometheus.
 
@@ -475,6 +496,48 @@ def fleet_instances(value, host):
         inst["server"] = server_name(host, inst["name"])
         out.append(inst)
     return out
+
+
+def _ip(value):
+    try:
+        return ipaddress.ip_address(str(value).strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def fleet_bind_address(address, local_addresses, resolved=None, default_address=""):
+    """The address a host's services listen on when their role's listen variable is "".
+
+    ``address`` is the host's fleet address (fleet_address, else ansible_host,
+    else its inventory name), ``local_addresses`` the host's own addresses (its
+    network facts), ``resolved`` what the name resolves to on the host itself
+    (`getent ahosts`, a list) and ``default_address`` the address of its default
+    route. The fleet address wins when it is one of the host's own (a loopback
+    address counts: a one-host lab may ask for it); for a name, the first address
+    it resolves to that is the host's own and not loopback (Debian maps the host
+    name to 127.0.1.1, where no peer can reach it); otherwise the default route's
+    address (the fleet address is then a NAT or proxy in front of the host).
+    Fails, naming the variables to set, when none of these exists.
+    """
+    own = set()
+    for item in local_addresses or []:
+        ip = _ip(item)
+        if ip is not None:
+            own.add(ip)
+    literal = _ip(address)
+    if literal is not None and (literal in own or literal.is_loopback):
+        return str(literal)
+    if literal is None:
+        for item in resolved or []:
+            ip = _ip(item)
+            if ip is not None and ip in own and not ip.is_loopback:
+                return str(ip)
+    if _ip(default_address) is not None:
+        return str(_ip(default_address))
+    _fail("no address of this host to listen on: its fleet address %r is not one of its own addresses (%s) "
+          "and it has no default route; set fleet_address to one of them, or set the role's listen address "
+          "variable (0.0.0.0 listens everywhere)"
+          % (str(address), ", ".join(sorted(str(a) for a in own)) or "none"))
 
 
 def port_conflicts(ports_by_service):
@@ -498,4 +561,6 @@ class FilterModule(object):
             "fleet_instances": fleet_instances,
             "fleet_urls": fleet_urls,
             "fleet_port_conflicts": port_conflicts,
+            "fleet_bind_address": fleet_bind_address,
+            "fleet_local_host": fleet_local_host,
         }

@@ -18,7 +18,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from vllm_checks import http, unit_property, wait_for  # noqa: E402
+from vllm_checks import http, own_url, unit_property, wait_for  # noqa: E402
 
 HOSTS = ["am-1", "am-2"]
 UNIT = "prometheus-alertmanager.service"
@@ -39,7 +39,7 @@ def hosts():
 
 
 def metrics(host):
-    status, body = http(host, "http://127.0.0.1:9093/metrics")
+    status, body = http(host, own_url(host, 9093, "/metrics"))
     assert status == 200, body
     values = {}
     for line in body.splitlines():
@@ -154,7 +154,7 @@ def test_default_inhibit_rules(hosts):
 
     def state(**labels):
         query = "&".join("filter=" + urllib.parse.quote('%s="%s"' % kv) for kv in labels.items())
-        status, body = http(host, "http://127.0.0.1:9093/api/v2/alerts?" + query)
+        status, body = http(host, own_url(host, 9093, "/api/v2/alerts?") + query)
         assert status == 200, body
         return [a["status"]["state"] for a in json.loads(body)]
 
@@ -172,7 +172,7 @@ def test_cluster_of_two(hosts):
     for host in hosts.values():
         wait_for(lambda h=host: metrics(h).get("alertmanager_cluster_members") == 2, 60,
                  what="alertmanager_cluster_members == 2")
-        status, body = http(host, "http://127.0.0.1:9093/api/v2/status")
+        status, body = http(host, own_url(host, 9093, "/api/v2/status"))
         cluster = json.loads(body)["cluster"]
         assert cluster["status"] == "ready", cluster
         assert len(cluster["peers"]) == 2, cluster

@@ -12,7 +12,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from vllm_checks import http, unit_property  # noqa: E402
+from vllm_checks import http, own_url, unit_property  # noqa: E402
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 HOST = "stack-vllm-1"
@@ -110,7 +110,7 @@ def test_api_key_absent_from_process_table(host, api_key):
 def test_completion_needs_the_key(host, api_key, instances):
     body = {"model": "tiny", "prompt": "Hello", "max_tokens": 8, "temperature": 0}
     for name, port in instances:
-        base = "http://127.0.0.1:%d" % port
+        base = own_url(host, port)
         assert http(host, base + "/health")[0] == 200, name
         status, text = http(host, base + "/v1/completions", key=api_key, body=body)
         assert status == 200, (name, text)
@@ -121,7 +121,7 @@ def test_completion_needs_the_key(host, api_key, instances):
 
 def test_metrics_exposed(host, instances):
     for name, port in instances:
-        status, text = http(host, "http://127.0.0.1:%d/metrics" % port)
+        status, text = http(host, own_url(host, port, "/metrics"))
         assert status == 200, name
         assert "vllm:num_requests_running{" in text, name
         assert 'model_name="tiny"' in text, name

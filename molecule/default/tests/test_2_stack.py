@@ -11,7 +11,7 @@ import testinfra
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from loadgen import LoadGenerator, container_ip  # noqa: E402
 from prom import alerts  # noqa: E402
-from vllm_checks import http, wait_for  # noqa: E402
+from vllm_checks import http, own_url, wait_for  # noqa: E402
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 VLLM_HOSTS = ["stack-vllm-1", "stack-vllm-2"]
@@ -38,7 +38,7 @@ def gateway_url():
 
 
 def generation_tokens(host):
-    status, text = http(host, "http://127.0.0.1:8000/metrics")
+    status, text = http(host, own_url(host, 8000, "/metrics"))
     assert status == 200
     total = 0.0
     for line in text.splitlines():
@@ -66,14 +66,14 @@ def test_gateway_config_checked_and_running(gateway):
 
 
 def test_gateway_needs_the_key(gateway, gateway_url):
-    status, _ = http(gateway, "http://127.0.0.1:8080/v1/models")
+    status, _ = http(gateway, own_url(gateway, 8080, "/v1/models"))
     assert status == 401
 
 
 def test_completions_reach_both_backends(gateway, api_key):
     before = {h: generation_tokens(backend(h)) for h in VLLM_HOSTS}
     for _ in range(12):
-        status, text = http(gateway, "http://127.0.0.1:8080/v1/completions", key=api_key,
+        status, text = http(gateway, own_url(gateway, 8080, "/v1/completions"), key=api_key,
                             body={"model": "tiny", "prompt": "Hello", "max_tokens": 4})
         assert status == 200, text
     after = {h: generation_tokens(backend(h)) for h in VLLM_HOSTS}
@@ -82,7 +82,7 @@ def test_completions_reach_both_backends(gateway, api_key):
 
 
 def test_gateway_metrics_endpoint(gateway):
-    status, text = http(gateway, "http://127.0.0.1:8405/metrics")
+    status, text = http(gateway, own_url(gateway, 8405, "/metrics"))
     assert status == 200
     assert 'haproxy_server_status{proxy="vllm",server="stack-vllm-1_main"' in text
 
@@ -105,7 +105,7 @@ def test_stopping_one_instance_loses_no_request(gateway, api_key, gateway_url):
     summary = load.summary()
     assert summary["sent"] >= 40, summary
     assert summary["failed"] == 0, summary
-    wait_for(lambda: http(stopped, "http://127.0.0.1:8000/health")[0] == 200, 600, interval=5,
+    wait_for(lambda: http(stopped, own_url(stopped, 8000, "/health"))[0] == 200, 600, interval=5,
              what="stack-vllm-2 to come back")
     wait_for(lambda: haproxy_stat(gateway)["stack-vllm-2_main"]["status"] == "UP", 120,
              what="the gateway to take stack-vllm-2 back")

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 from alerting import notifications  # noqa: E402
 from loadgen import container_ip  # noqa: E402
 from prom import alerts, query  # noqa: E402
-from vllm_checks import http, unit_property, wait_for  # noqa: E402
+from vllm_checks import http, own_url, unit_property, wait_for  # noqa: E402
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 UNIT = "vllm@main.service"
@@ -37,7 +37,7 @@ def test_kill_9_fires_instance_down_then_resolves():
                       what="VllmInstanceDown firing for stack-vllm-1")
     assert firing[0]["annotations"].get("summary")
     wait_for(lambda: unit_property(victim, UNIT, "MainPID") not in ("0", old_pid), 120, what="a new main process")
-    wait_for(lambda: http(victim, "http://127.0.0.1:8000/health")[0] == 200, 600, interval=5,
+    wait_for(lambda: http(victim, own_url(victim, 8000, "/health"))[0] == 200, 600, interval=5,
              what="/health after kill -9")
     wait_for(lambda: not alerts(prom(), "VllmInstanceDown"), 240, interval=3,
              what="VllmInstanceDown to resolve")
@@ -71,7 +71,7 @@ def test_prometheus_restart_keeps_earlier_samples():
     monitor = host("stack-mon-1")
     key = host("stack-vllm-1").ansible.get_variables()["vllm_server_api_key"]
     for _ in range(4):
-        status, _ = http(monitor, "http://127.0.0.1:8080/v1/completions", key=key,
+        status, _ = http(monitor, own_url(monitor, 8080, "/v1/completions"), key=key,
                          body={"model": "tiny", "prompt": "Hello", "max_tokens": 4})
         assert status == 200
     time.sleep(15)
@@ -83,7 +83,7 @@ def test_prometheus_restart_keeps_earlier_samples():
     assert tokens_before and float(tokens_before[0]["value"][1]) > 0, tokens_before
     prometheus_host = host("stack-vllm-2")
     prometheus_host.check_output("systemctl restart prometheus")
-    wait_for(lambda: http(prometheus_host, "http://127.0.0.1:9090/-/ready")[0] == 200, 180, what="Prometheus ready")
+    wait_for(lambda: http(prometheus_host, own_url(prometheus_host, 9090, "/-/ready"))[0] == 200, 180, what="Prometheus ready")
     after = query(base, 'sum(vllm:num_requests_running{job="vllm"}) by (host)', at)
     assert sorted((r["metric"]["host"], r["value"][1]) for r in after) == \
         sorted((r["metric"]["host"], r["value"][1]) for r in before)

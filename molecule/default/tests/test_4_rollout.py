@@ -331,7 +331,7 @@ NO_TRAFFIC_PLAY = """
   tasks:
     - name: Analysis, insufficient traffic {{ item }}
       llmops.vllm.vllm_canary_analysis:
-        url: http://127.0.0.1:9090
+        url: http://stack-vllm-2:9090
         canary_hosts: [stack-vllm-1]
         canary_servers: [stack-vllm-1_main, stack-vllm-1_second]
         window: 10

@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from loadgen import container_ip  # noqa: E402
 from prom import api, query, targets  # noqa: E402
-from vllm_checks import http, unit_property, wait_for  # noqa: E402
+from vllm_checks import http, own_url, unit_property, wait_for  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -152,7 +152,11 @@ def back_to_normal(host, prom, tmp_path, normal):
     assert not host.file("/etc/prometheus/self-scrape.password").exists
     assert host.check_output("ls -A /etc/prometheus/file_sd") == ""
     assert get_as(prom + "/api/v1/targets")[0] == 200
-    assert query(prom, "prometheus_config_last_reload_successful")[0]["value"][1] == "1"
+    # Its own series restart with the first scrape of the restored self-scrape
+    # target (the earlier targets' series were marked stale when they left).
+    reloaded = wait_for(lambda: query(prom, "prometheus_config_last_reload_successful"), 60, interval=2,
+                        what="Prometheus's own reload metric, scraped again")
+    assert reloaded[0]["value"][1] == "1"
     wait_all_up(prom)
 
 
@@ -236,7 +240,7 @@ def test_vllm_and_recording_rule_series_have_data(prom, api_key):
         # Traffic to every instance on each round, so the 1m rates and latency
         # quantiles have something to show.
         for name, _, address in sorted(VLLM_TARGETS):
-            status, text = http(vllm_hosts[name], "http://127.0.0.1:%s/v1/completions" % address.split(":")[1],
+            status, text = http(vllm_hosts[name], own_url(vllm_hosts[name], int(address.split(":")[1]), "/v1/completions"),
                                 key=api_key, body=body)
             assert status == 200, text
         tokens = query(prom, "instance:vllm_generation_tokens:rate1m > 0")

@@ -9,6 +9,7 @@ up, and the controller still reaches what the other tests use. Refused and timed
 out both count as closed. Runs last; changes nothing but re-running the play.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -55,6 +56,39 @@ def test_each_host_runs_the_table_with_the_connections_first(host):
                                    text=True).strip() == "enabled"
     conf = subprocess.check_output(["docker", "exec", host, "cat", "/etc/nftables.conf"], text=True)
     assert 'include "/etc/nftables.d/llmops.nft"' in conf
+
+
+# TCP listeners of a host, from /proc (no ss or netstat in the images): [address, port].
+LISTENERS = r"""
+import json, socket
+out = []
+for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+    try:
+        lines = open(path).read().splitlines()[1:]
+    except OSError:
+        continue
+    for line in lines:
+        fields = line.split()
+        if fields[3] != "0A":  # LISTEN
+            continue
+        addr, port = fields[1].split(":")
+        raw = bytes.fromhex(addr)
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+        out.append([socket.inet_ntop(family, raw), int(port, 16)])
+print(json.dumps(out))
+"""
+# The services' ports in this scenario: vLLM (two instances on stack-vllm-1), the
+# gateway (client, TLS, metrics), node exporter, Prometheus, Alertmanager, Grafana.
+SERVICE_PORTS = {8000, 8001, 8080, 8443, 8405, 9100, 9090, 9093, 3000}
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_services_listen_on_the_fleet_address_not_every_interface(host):
+    listeners = json.loads(subprocess.check_output(["docker", "exec", host, "python3", "-c", LISTENERS], text=True))
+    ours = sorted((addr, port) for addr, port in listeners if port in SERVICE_PORTS)
+    # Node exporter runs everywhere; vLLM or Prometheus or the gateway besides it.
+    assert len({port for _, port in ours}) >= 2, listeners
+    assert all(addr == container_ip(host) for addr, _ in ours), ours
 
 
 @pytest.mark.parametrize("src,dst,port", [

@@ -109,7 +109,9 @@ def test_forced_exporter_unit_hardened(forced):
     assert prop(forced, unit, "PrivateDevices") == "yes"
     assert prop(forced, unit, "CapabilityBoundingSet") == ""
     execstart = prop(forced, unit, "ExecStart")
-    assert "--address=:9400" in execstart
+    # The host's own address on the fleet network (its name resolves to it), not every interface.
+    address = forced.check_output("getent ahostsv4 gpu-forced").split()[0]
+    assert "--address=%s:9400 " % address in execstart
     assert "--collectors=/etc/dcgm-exporter/llmops-counters.csv" in execstart
     assert "--remote-hostengine-info=localhost:5555" in execstart
     assert prop(forced, unit, "UnitFileState") == "enabled"

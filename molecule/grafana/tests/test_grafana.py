@@ -13,10 +13,9 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from vllm_checks import unit_property, wait_for  # noqa: E402
+from vllm_checks import own_url, unit_property, wait_for  # noqa: E402
 
 UNIT = "grafana-server.service"
-BASE = "http://127.0.0.1:3000"
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -51,7 +50,7 @@ def api(host, path, token="", user="", password="", body=None, method=None):
     method = method or ("POST" if body is not None else "GET")
     payload = json.dumps(body) if body is not None else ""
     cmd = host.run("GF_T_TOKEN=%s GF_T_USER=%s GF_T_PASS=%s python3 -c %s %s %s %s",
-                   token, user, password, HTTP, method, BASE + path, payload)
+                   token, user, password, HTTP, method, own_url(host, 3000, path), payload)
     assert cmd.rc == 0, cmd.stderr
     out = json.loads(cmd.stdout)
     try:

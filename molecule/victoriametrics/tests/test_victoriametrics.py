@@ -20,7 +20,7 @@ import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from loadgen import LoadGenerator, container_ip  # noqa: E402
-from vllm_checks import unit_property, wait_for  # noqa: E402
+from vllm_checks import own_url, unit_property, wait_for  # noqa: E402
 
 SHARDS = ["vm-prom-a1", "vm-prom-a2"]
 VLLM_HOST = "vm-prom-a1"
@@ -28,7 +28,6 @@ VLLM_TARGETS = {"vm-prom-a1:8000", "vm-prom-a1:8001"}  # host_vars/vm-prom-a1.ym
 HOSTS = SHARDS + ["vm-global"]
 USER = "fleet"
 SECRET = "vm-test-secret-7c1f3a0e"  # converge.yml's victoriametrics_basic_auth_password
-VM = "http://127.0.0.1:8428"
 RULES = "/etc/victoria-metrics/rules"
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -69,7 +68,7 @@ def get(host, url, auth=True):
 
 
 def query(host, promql):
-    status, body = get(host, VM + "/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+    status, body = get(host, own_url(host, 8428) + "/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
     assert status == 200, body
     return json.loads(body)["data"]["result"]
 
@@ -110,9 +109,9 @@ def test_store_runs_with_retention_and_dedup_flags(hosts):
 
 def test_basic_auth_and_no_secret_on_a_command_line(hosts):
     g = hosts["vm-global"]
-    status, _ = get(g, VM + "/api/v1/labels", auth=False)
+    status, _ = get(g, own_url(g, 8428) + "/api/v1/labels", auth=False)
     assert status == 401
-    status, _ = get(g, VM + "/api/v1/labels")
+    status, _ = get(g, own_url(g, 8428) + "/api/v1/labels")
     assert status == 200
     env = g.file("/etc/victoria-metrics/victoria-metrics.env")
     assert env.mode == 0o600 and env.user == "root"
@@ -168,7 +167,7 @@ def test_each_vllm_target_up_in_exactly_one_shard(hosts):
     def active():
         out = {}
         for shard in SHARDS:
-            status, body = get(hosts[shard], "http://127.0.0.1:9090/api/v1/targets?state=active", auth=False)
+            status, body = get(hosts[shard], own_url(hosts[shard], 9090, "/api/v1/targets?state=active"), auth=False)
             assert status == 200, body
             out[shard] = {t["labels"]["instance"]: t["health"] for t in json.loads(body)["data"]["activeTargets"]
                           if t["labels"]["job"] == "vllm"}
@@ -194,12 +193,12 @@ def test_global_store_holds_every_vllm_series_from_both_shards_with_site_labels(
     assert {r["metric"]["shard"] for r in res} == {"0", "1"}
     # Every vLLM series name each shard's Prometheus holds is in the store too.
     for shard in SHARDS:
-        status, body = get(hosts[shard], "http://127.0.0.1:9090/api/v1/label/__name__/values?" + urllib.parse.urlencode(
+        status, body = get(hosts[shard], own_url(hosts[shard], 9090, "/api/v1/label/__name__/values?") + urllib.parse.urlencode(
             {"match[]": '{job="vllm", __name__=~"vllm:.*"}'}), auth=False)
         assert status == 200, body
         names = set(json.loads(body)["data"])
         assert names
-        status, body = get(g, VM + "/api/v1/label/__name__/values?" + urllib.parse.urlencode(
+        status, body = get(g, own_url(g, 8428) + "/api/v1/label/__name__/values?" + urllib.parse.urlencode(
             {"match[]": '{job="vllm", shard="%d", __name__=~"vllm:.*"}' % SHARDS.index(shard)}))
         assert status == 200, body
         assert names <= set(json.loads(body)["data"]), sorted(names - set(json.loads(body)["data"]))
@@ -258,7 +257,8 @@ def test_grafana_default_datasource_is_the_global_store(hosts):
 
 def test_global_recording_rules_written_back_to_the_store(hosts):
     g = hosts["vm-global"]
-    assert "-remoteWrite.url=http://127.0.0.1:8428" in cmdline(g, "vmalert.service")
+    # vmalert writes to the store where it listens, the host's fleet address.
+    assert "-remoteWrite.url=http://%s:8428 " % container_ip("vm-global") in cmdline(g, "vmalert.service")
 
     def recorded():
         res = query(g, 'job:up:sum{job="node"}')
@@ -272,7 +272,7 @@ def test_global_alert_reaches_alertmanager(hosts):
     g = hosts["vm-global"]
 
     def fired():
-        status, body = get(g, "http://127.0.0.1:9093/api/v2/alerts", auth=False)
+        status, body = get(g, own_url(g, 9093, "/api/v2/alerts"), auth=False)
         assert status == 200, body
         return [a for a in json.loads(body) if a["labels"].get("alertname") == "GlobalWatchdog"]
 
@@ -299,14 +299,14 @@ def test_bad_rule_file_rejected_old_rules_kept(hosts, tmp_path):
 # ---- A site Prometheus cut off from the store: alert, the other flows, WAL catch-up ----
 
 def am_alerts(g, name):
-    status, body = get(g, "http://127.0.0.1:9093/api/v2/alerts?active=true", auth=False)
+    status, body = get(g, own_url(g, 9093, "/api/v2/alerts?active=true"), auth=False)
     assert status == 200, body
     return [a for a in json.loads(body) if a["labels"].get("alertname") == name]
 
 
 def raw_samples(g, selector, start, end):
     """{(instance, job): number of raw samples in [start, end]} from the store's export API."""
-    status, body = get(g, VM + "/api/v1/export?" + urllib.parse.urlencode(
+    status, body = get(g, own_url(g, 8428) + "/api/v1/export?" + urllib.parse.urlencode(
         {"match[]": selector, "start": "%d" % start, "end": "%d" % end}))
     assert status == 200, body
     out = {}
@@ -339,7 +339,7 @@ def test_site_prometheus_cut_off_alerts_other_flows_and_wal_closes_the_gap(hosts
         assert flowing and all(n > 1 for n in flowing.values()), flowing
         assert raw_samples(g, '{__name__="up", shard="1"}', start + 10, end) == {}
         # Shard 1 still scrapes: its Prometheus holds the samples the store lacks.
-        status, body = get(cut, "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode(
+        status, body = get(cut, own_url(cut, 9090, "/api/v1/query?") + urllib.parse.urlencode(
             {"query": "count(count_over_time(up[%ds]))" % (end - start - 10), "time": "%d" % end}), auth=False)
         assert status == 200 and json.loads(body)["data"]["result"], body
     finally:
@@ -374,7 +374,7 @@ def make_archive(host, tmp_path, name, binary, member):
 
 
 def count_at(host, promql, at):
-    status, body = get(host, VM + "/api/v1/query?" + urllib.parse.urlencode({"query": promql, "time": "%d" % at}))
+    status, body = get(host, own_url(host, 8428) + "/api/v1/query?" + urllib.parse.urlencode({"query": promql, "time": "%d" % at}))
     assert status == 200, body
     res = json.loads(body)["data"]["result"]
     return res[0]["value"][1] if res else None
@@ -409,7 +409,7 @@ def test_archive_install_restart_keeps_earlier_samples(hosts, tmp_path):
     assert cmdline(g, "vmalert.service").startswith("/usr/local/bin/vmalert ")
     assert unit_property(g, "victoria-metrics.service", "MainPID") != pid, "not restarted onto the new binary"
     # The store restarted on the same data directory: earlier samples are still there.
-    wait_for(lambda: get(g, VM + "/health")[0] == 200, 60, 2, "the store's /health")
+    wait_for(lambda: get(g, own_url(g, 8428) + "/health")[0] == 200, 60, 2, "the store's /health")
     assert count_at(g, 'count(up{job="node"})', at) == before
     assert count_at(g, 'count(vllm:num_requests_running{job="vllm"})', at) == vllm_before
     # Remote write resumes.

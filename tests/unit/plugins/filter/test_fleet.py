@@ -4,7 +4,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmops.vllm.plugins.filter.fleet import (
-    fleet_instances, fleet_model, fleet_urls, port_conflicts, server_name)
+    fleet_bind_address, fleet_instances, fleet_model, fleet_urls, port_conflicts, server_name)
 from ansible_collections.llmops.vllm.plugins.filter.vllm_server import vllm_instance_config
 
 
@@ -70,7 +70,8 @@ def test_all_in_one_layout_grafana_reads_its_own_prometheus():
     hv, groups = inventory({g: ["box"] for g in ("gpu", "vllm", "gateway", "prometheus", "grafana")},
                            {"box": {"ansible_host": "192.0.2.10", "prometheus_port": 9091}})
     model = fleet_model(hv, groups)
-    assert model["grafana_prometheus_url"] == {"box": "http://127.0.0.1:9091"}
+    # Prometheus listens on the host's fleet address, not on loopback.
+    assert model["grafana_prometheus_url"] == {"box": "http://192.0.2.10:9091"}
     assert model["services"]["box"] == ["gpu", "vllm", "gateway", "node_exporter", "prometheus", "grafana"]
 
 
@@ -386,3 +387,40 @@ def test_grafana_port_is_the_grafana_roles_variable():
     # The old name is not read.
     hv, groups = inventory({"prometheus": ["p"], "grafana": ["g"]}, {"g": {"grafana_port": 3300}})
     assert fleet_model(hv, groups)["scrape_targets"]["grafana"][0]["targets"] == ["g:3000"]
+
+
+def test_grafana_reaches_its_own_prometheus_where_it_listens():
+    hv, groups = inventory({"prometheus": ["box"], "grafana": ["box"]}, {"box": {"ansible_host": "box.example"}})
+    assert fleet_model(hv, groups)["grafana_prometheus_url"] == {"box": "http://box.example:9090"}
+    # The bind address the preflight chose (the name may map to 127.0.1.1 on the host).
+    hv["box"]["__fleet_bind_address"] = "10.0.0.7"
+    assert fleet_model(hv, groups)["grafana_prometheus_url"] == {"box": "http://10.0.0.7:9090"}
+    hv["box"]["prometheus_listen_address"] = "0.0.0.0"
+    assert fleet_model(hv, groups)["grafana_prometheus_url"] == {"box": "http://127.0.0.1:9090"}
+    hv["box"]["prometheus_listen_address"] = "fd00::9"
+    assert fleet_model(hv, groups)["grafana_prometheus_url"] == {"box": "http://[fd00::9]:9090"}
+
+
+@pytest.mark.parametrize("address, local, resolved, default, expected", [
+    # An address of the host's own, IPv4 or IPv6.
+    ("10.0.0.5", ["10.0.0.5", "172.17.0.1"], None, "10.0.0.5", "10.0.0.5"),
+    ("fd00::5", ["10.0.0.5", "fd00::5"], None, "10.0.0.5", "fd00::5"),
+    # Loopback asked for explicitly (a one-host lab).
+    ("127.0.0.1", ["10.0.0.5"], None, "10.0.0.5", "127.0.0.1"),
+    # A name: the first resolved address of the host's own that is not loopback.
+    ("gpu-1", ["10.0.0.5", "10.1.0.5"], ["127.0.1.1", "10.1.0.5", "10.0.0.5"], "10.0.0.5", "10.1.0.5"),
+    # A name that resolves only to Debian's 127.0.1.1 on the host: the default route's address.
+    ("gpu-1", ["10.0.0.5"], ["127.0.1.1"], "10.0.0.5", "10.0.0.5"),
+    # A NAT address in front of the host: the default route's address.
+    ("203.0.113.9", ["10.0.0.5"], None, "10.0.0.5", "10.0.0.5"),
+    ("gpu-1", ["10.0.0.5"], [], "10.0.0.5", "10.0.0.5"),
+])
+def test_bind_address(address, local, resolved, default, expected):
+    assert fleet_bind_address(address, local, resolved, default) == expected
+
+
+def test_bind_address_fails_naming_the_variables():
+    with pytest.raises(AnsibleFilterError, match=r"10\.0\.0\.5.*fleet_address.*listen address"):
+        fleet_bind_address("203.0.113.9", ["10.0.0.5"], [], "")
+    with pytest.raises(AnsibleFilterError, match="none"):
+        fleet_bind_address("gpu-1", [], ["127.0.1.1"], None)

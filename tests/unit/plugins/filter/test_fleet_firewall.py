@@ -129,7 +129,7 @@ def test_prometheus_access_for_grafana():
     remote = fleet_prometheus_access(hv, groups, "g")
     assert remote == {"host": "p", "url": "https://10.0.0.3:9090", "basic_auth_user": "grafana",
                       "basic_auth_password": "s3cret", "tls": True}
-    assert fleet_prometheus_access(hv, groups, "p")["url"] == "https://127.0.0.1:9090"
+    assert fleet_prometheus_access(hv, groups, "p")["url"] == "https://10.0.0.3:9090"
     hv["p"] = {"ansible_host": "10.0.0.3", "prometheus_web_client_username": "grafana"}
     plain = fleet_prometheus_access(hv, groups, "g")
     assert plain["url"] == "http://10.0.0.3:9090" and plain["basic_auth_user"] == "" and not plain["tls"]
