@@ -19,7 +19,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PLAYS = {
     "prod": {
         "Sort the GPU hosts into serving and not serving": {"gpu-node-01", "gpu-node-02", "gpu-node-03"},
-        "Plan the vLLM rollout": {"gpu-node-01", "gpu-node-02", "gpu-node-03"},
+        "Stage the vLLM release and model, and plan the rollout": {"gpu-node-01", "gpu-node-02", "gpu-node-03"},
         "Deploy the vLLM gateway": {"gw-01"},
         "Node exporter on every host": {"gpu-node-01", "gpu-node-02", "gpu-node-03", "gw-01", "mon-01"},
         "Prometheus": {"mon-01"},
@@ -27,7 +27,7 @@ PLAYS = {
     },
     "local": {
         "Sort the GPU hosts into serving and not serving": set(),
-        "Plan the vLLM rollout": {"llmops-vllm-1", "llmops-vllm-2"},
+        "Stage the vLLM release and model, and plan the rollout": {"llmops-vllm-1", "llmops-vllm-2"},
         "Deploy the vLLM gateway": {"llmops-mon-1"},
         "Node exporter on every host": {"llmops-vllm-1", "llmops-vllm-2", "llmops-mon-1"},
         "Prometheus": {"llmops-mon-1"},
@@ -35,7 +35,7 @@ PLAYS = {
     },
     "examples/all-in-one": {
         "Sort the GPU hosts into serving and not serving": {"box-01"},
-        "Plan the vLLM rollout": {"box-01"},
+        "Stage the vLLM release and model, and plan the rollout": {"box-01"},
         "Deploy the vLLM gateway": {"box-01"},
         "Node exporter on every host": {"box-01"},
         "Prometheus": {"box-01"},
@@ -44,7 +44,7 @@ PLAYS = {
     # The seed's layout: Prometheus beside the GPUs, Grafana on a host of its own.
     "examples/split": {
         "Sort the GPU hosts into serving and not serving": {"gpu-node-01", "gpu-node-02"},
-        "Plan the vLLM rollout": {"gpu-node-01", "gpu-node-02"},
+        "Stage the vLLM release and model, and plan the rollout": {"gpu-node-01", "gpu-node-02"},
         "Deploy the vLLM gateway": {"gpu-node-01"},
         "Node exporter on every host": {"gpu-node-01", "gpu-node-02", "grafana-01"},
         "Prometheus": {"gpu-node-02"},
@@ -53,7 +53,7 @@ PLAYS = {
     # Beyond one Prometheus: a Prometheus (or two) beside each GPU site, one global host.
     "examples/multi-site": {
         "Sort the GPU hosts into serving and not serving": {"fra1-gpu-01", "fra1-gpu-02", "ams1-gpu-01", "ams1-gpu-02"},
-        "Plan the vLLM rollout": {"fra1-gpu-01", "fra1-gpu-02", "ams1-gpu-01", "ams1-gpu-02"},
+        "Stage the vLLM release and model, and plan the rollout": {"fra1-gpu-01", "fra1-gpu-02", "ams1-gpu-01", "ams1-gpu-02"},
         "Deploy the vLLM gateway": {"fra1-gpu-01", "ams1-gpu-01"},
         "Node exporter on every host": {"fra1-gpu-01", "fra1-gpu-02", "ams1-gpu-01", "ams1-gpu-02", "fra1-prom-1",
                                         "fra1-prom-2", "ams1-prom-a", "ams1-prom-b", "global-01"},

@@ -13,7 +13,8 @@ host_vars would) and run the documented playbooks:
    changed=0 and no unit restarted;
 3. a model that cannot load, through site.yml: the first instance of the first
    host fails its gate, the host is rolled back and the play stops before
-   stack-vllm-2, with no failed request;
+   stack-vllm-2 (which staged the model, as every host does first, but never
+   switched to it), with no failed request;
 4. a release that passes the health gate but fails real traffic (a maximum
    model length below the load's prompt and answer), canary on: the analysis
    fails on errors, stack-vllm-1 is rolled back, stack-vllm-2 never changes, and
@@ -267,13 +268,14 @@ def test_3_broken_model_through_site_rolls_back_and_stops():
     assert load["failed"] == 0, load
     assert sampler.min_healthy(HOST1) >= 1
     # The first instance failed its gate and was put back on model B; the second
-    # was never touched, nor was stack-vllm-2 (not even staged).
+    # was never touched, nor was stack-vllm-2: every host staged the broken model
+    # before the first batch, while serving, and stack-vllm-2 never switched to it.
     assert restarted == {("stack-vllm-1", "main")}
     for host, names in INSTANCES.items():
         for port in names.values():
             assert served(host, port) == [("tiny", "/var/lib/vllm/models/tiny-b")]
-    staged = subprocess.run(["docker", "exec", "stack-vllm-2", "test", "-e", "/var/lib/vllm/models/tiny-broken"])
-    assert staged.returncode == 1
+    sh("stack-vllm-2", "test", "-e", "/var/lib/vllm/models/tiny-broken/config.json")
+    assert "--model /var/lib/vllm/models/tiny-b " in sh("stack-vllm-2", "cat", "/etc/vllm/instances/main.env")
 
 
 def canary_fails(extra, prompt):
