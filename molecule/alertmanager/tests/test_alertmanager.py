@@ -212,6 +212,9 @@ def test_survivor_delivers_once(hosts):
         assert len(deliveries(hosts["am-1"], "/hook", run)) == 1
     finally:
         hosts[first].check_output("systemctl start %s", UNIT)
+        # The next tests read its /metrics: done only once it answers again.
+        wait_for(lambda: http(hosts[first], own_url(hosts[first], 9093, "/-/ready"))[0] == 200, 60,
+                 what="%s ready again" % first)
 
 
 # ---- Validation, running-state convergence, secrets -----------------------------
