@@ -38,6 +38,7 @@ def test_good_input_passes(role_preflight):
     ({"vllm_server_instances": [{"name": "Main!", "port": 8000}]}, "instance name 'Main!' must match"),
     ({"vllm_server_instances": [{"name": "main", "port": 8000, "gpu_memory_utilization": 0}]}, "gpu_memory_utilization must be in (0, 1]"),
     ({"vllm_server_venvs_keep": 0}, "vllm_server_venvs_keep >= 1"),
+    ({"vllm_server_nice": 20}, "vllm_server_nice from -20 to 19"),
     ({"vllm_server_env": {"bad-key": "x"}}, "environment variable name 'bad-key'"),
     ({"vllm_server_served_model_name": "x\nLD_PRELOAD=/tmp/evil.so"}, "without whitespace"),
     ({"vllm_server_env": {"A": "x\nLD_PRELOAD=/tmp/evil.so"}}, "line break"),
