@@ -76,3 +76,27 @@ def test_unchecked_install_is_allowed_only_when_asked_for(role_preflight):
     rc, out = run_preflight(role_preflight, {"vllm_server_requirements_lock": "", "vllm_server_require_hashes": False,
                                              "vllm_server_uv_requirements_lock": ""})
     assert rc == 0, out
+
+
+def test_every_requirement_of_the_lock_needs_its_own_hash(role_preflight, tmp_path):
+    """A lock where one requirement has hashes and another has none fails, naming
+    the one without; continuation lines (pip-compile's layout) are joined first."""
+    lock = tmp_path / "partly-hashed.txt"
+    lock.write_text("# a comment\n"
+                    "hashed==1.0 \\\n"
+                    "    --hash=sha256:" + "a" * 64 + " \\\n"
+                    "    --hash=sha256:" + "b" * 64 + "\n"
+                    "unhashed==2.0\n")
+    rc, out = run_preflight(role_preflight, {"vllm_server_requirements_lock": str(lock)})
+    assert rc != 0, out
+    assert "has requirements without --hash=sha256:...: unhashed==2.0." in out, out
+    assert "hashed==1.0" not in out.split("without --hash=sha256:...:")[1].split(".")[0], out
+
+
+def test_several_problems_are_reported_in_one_run(role_preflight):
+    """Preflight lists every problem of the host at once (plugins/filter/preflight.py)."""
+    rc, out = run_preflight(role_preflight, {"vllm_server_api_key": "short", "vllm_server_venvs_keep": 0,
+                                             "vllm_server_extra_args": ["--max-num-seqs 8"]})
+    assert rc != 0, out
+    for expected in ("shorter than 16 characters", "vllm_server_venvs_keep >= 1", "without whitespace"):
+        assert expected in out, (expected, out)

@@ -277,3 +277,29 @@ def test_running_state_converges(hosts, tmp_path):
     assert metrics(host)["alertmanager_config_hash"] == file_hash(host) == old_hash
     assert unit_property(host, UNIT, "MainPID") == pid
     assert metrics(host)["alertmanager_config_last_reload_successful"] == 1
+
+
+def test_unit_stopped_and_disabled_by_hand_is_started_and_enabled_by_the_next_run(hosts, tmp_path):
+    # A run leaves a unit that is enabled, running and due no restart alone,
+    # without a call to systemd (_service's probe reads its state): it must still
+    # see one stopped and disabled by hand.
+    host = hosts["am-1"]
+    task = r"Service \| Enable, start, restart once after a change of %s\]\s*\**\s*" % re.escape(UNIT)
+    host.check_output("systemctl disable --now %s", UNIT)
+    try:
+        assert unit_props(host, "ActiveState", "UnitFileState") == {"ActiveState": "inactive",
+                                                                     "UnitFileState": "disabled"}
+        rc, out = run_playbook(tmp_path)
+        assert rc == 0, out[-3000:]
+        assert re.search(task + r"changed: \[am-1\]", out), out[-3000:]
+        assert unit_props(host, "ActiveState", "UnitFileState") == {"ActiveState": "active", "UnitFileState": "enabled"}
+        pid = unit_property(host, UNIT, "MainPID")
+
+        rc, out = run_playbook(tmp_path)
+        assert rc == 0, out[-3000:]
+        assert re.search(task + r"skipping: \[am-1\]", out), out[-3000:]
+        assert re.search(r"am-1\s+: ok=\d+\s+changed=0\s", out), out[-3000:]
+        assert unit_property(host, UNIT, "MainPID") == pid
+    finally:
+        host.run("systemctl enable --now %s", UNIT)
+        wait_for(lambda: http(host, own_url(host, 9093, "/-/ready"))[0] == 200, 60, what="am-1 ready again")
