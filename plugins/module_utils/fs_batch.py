@@ -22,13 +22,15 @@ ATTRIBUTE_OPTIONS = dict(
 )
 
 
-def entry_spec(required_mode=False, **options):
+def entry_spec(required_mode=False, required=True, **options):
     """The list option of a batch module: entries with the given options and the attributes."""
     spec = dict(options)
     spec.update(ATTRIBUTE_OPTIONS)
     if required_mode:
         spec["mode"] = dict(type="raw", required=True)
-    return dict(type="list", elements="dict", required=True, options=spec)
+    if required:
+        return dict(type="list", elements="dict", required=True, options=spec)
+    return dict(type="list", elements="dict", default=[], options=spec)
 
 
 def absolute_path_errors(paths):
@@ -53,9 +55,11 @@ def set_attributes(module, entry, path, changed=False, diff=None):
     return changed, diff
 
 
-def exit_batch(module, key, results, diffs):
-    """Exits with one result per entry under key, changed when any entry changed, and the diffs."""
-    result = {"changed": any(r["changed"] for r in results), key: results}
+def exit_batch(module, key, results, diffs, **more):
+    """Exits with one result per entry under key (and under each key of more), changed when any
+    entry changed, and the diffs."""
+    result = {"changed": any(r["changed"] for r in results + [r for rs in more.values() for r in rs]), key: results}
+    result.update(more)
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -19,6 +19,8 @@ description:
   - All or nothing. Every file whose content differs is first written beside its destination and
     validated (O(files[].validate)); only when every one passes do they replace the old files. A
     file that fails its check leaves every destination as it was.
+  - Removes the files of O(absent) in the same call, once the new files are in place (files a
+    role wrote under another setting).
   - Render templates on the controller with P(ansible.builtin.template#lookup).
 author: llmops.vllm maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -38,7 +40,7 @@ options:
     description: The files.
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       dest:
         description: Absolute path of the file. Its directory must exist.
@@ -66,6 +68,13 @@ options:
           - Command that checks the new content before it replaces the file; C(%s) is the path of the
             new content. Run without a shell.
         type: str
+  absent:
+    description:
+      - Absolute paths of files to remove (a missing one is fine). A directory there is an error,
+        found before anything changes.
+    type: list
+    elements: path
+    default: []
 seealso:
   - module: ansible.builtin.template
   - module: ansible.builtin.copy
@@ -81,6 +90,11 @@ EXAMPLES = r"""
         group: prometheus
         mode: "0640"
         validate: /usr/bin/promtool check rules %s
+
+- name: Web configuration only while TLS is on
+  llmops.vllm.files:
+    files: "{{ [web_config] if tls_enabled else [] }}"
+    absent: "{{ [] if tls_enabled else ['/etc/prometheus/web.yml'] }}"
 """
 
 RETURN = r"""
@@ -93,6 +107,14 @@ files:
     dest: {description: The file., type: str}
     changed: {description: Whether its content or attributes changed (or would)., type: bool}
     content_changed: {description: Whether its content changed (or would)., type: bool}
+absent:
+  description: One entry per path of O(absent), in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path: {description: The path., type: str}
+    changed: {description: Whether a file was removed (or would be)., type: bool}
 """
 
 import os
@@ -121,6 +143,13 @@ def destination_errors(dests):
             errors.append("%s is a directory" % dest)
         elif not os.path.isdir(os.path.dirname(dest)):
             errors.append("the directory of %s does not exist" % dest)
+    return errors
+
+
+def absent_errors(paths, dests):
+    """Messages for paths to remove that are directories or also files to write."""
+    errors = ["%s is a directory" % path for path in paths if os.path.isdir(path)]
+    errors += ["%s is both a file to write and one to remove" % path for path in paths if path in dests]
     return errors
 
 
@@ -159,17 +188,23 @@ def validate(module, entry, path):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(files=entry_spec(
-            required_mode=True,
-            dest=dict(type="path", required=True),
-            content=dict(type="str", required=True),
-            validate=dict(type="str"),
-        )),
+        argument_spec=dict(
+            files=entry_spec(
+                required_mode=True,
+                required=False,
+                dest=dict(type="path", required=True),
+                content=dict(type="str", required=True),
+                validate=dict(type="str"),
+            ),
+            absent=dict(type="list", elements="path", default=[]),
+        ),
         supports_check_mode=True,
     )
     entries = module.params["files"]
     dests = [e["dest"] for e in entries]
-    fail_unchanged(module, absolute_path_errors(dests) or destination_errors(dests))
+    absent = module.params["absent"]
+    fail_unchanged(module, absolute_path_errors(dests + absent) or destination_errors(dests)
+                   + absent_errors(absent, dests))
 
     wanted = [to_bytes(e["content"], errors="surrogate_or_strict") for e in entries]
     held = [read_bytes(e["dest"]) for e in entries]
@@ -210,7 +245,21 @@ def main():
             if os.path.lexists(path):
                 os.unlink(path)
 
-    exit_batch(module, "files", results, diffs)
+    removed = []
+    for path in absent:
+        there = os.path.lexists(path)
+        if there:
+            # As ansible.builtin.file says it: the path and its state, never the content (a secret).
+            diffs.append({"before": {"path": path, "state": "file"}, "after": {"path": path, "state": "absent"}})
+            if not module.check_mode:
+                try:
+                    os.unlink(path)
+                except (IOError, OSError) as exc:
+                    module.fail_json(msg="The files were written, but %s could not be removed: %s"
+                                         % (path, to_native(exc)), files=results)
+        removed.append({"path": path, "changed": there})
+
+    exit_batch(module, "files", results, diffs, absent=removed)
 
 
 if __name__ == "__main__":

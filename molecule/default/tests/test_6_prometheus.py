@@ -340,10 +340,13 @@ def test_basic_auth_and_file_sd(host, prom, tmp_path, normal):
         "prometheus_web_client_username": "prom",
         "prometheus_web_client_password": password,
     }
+    # A rule file the role does not manage (left by an earlier setting) goes.
+    host.check_output("printf 'groups: []\\n' > /etc/prometheus/rules/stray.yml")
     try:
         rc, out = run_playbook(tmp_path, extra=extra)
         assert rc == 0, out[-4000:]
         assert password not in out
+        assert not host.file("/etc/prometheus/rules/stray.yml").exists
         web = host.file("/etc/prometheus/web.yml")
         assert web.mode == 0o640 and web.group == "prometheus"
         secret = host.file("/etc/prometheus/self-scrape.password")

@@ -112,3 +112,41 @@ def test_a_check_without_placeholder_fails(tmp_path):
     assert isinstance(result, AnsibleFailJson)
     assert "must contain %s" in result.result["msg"]
     assert not (tmp_path / "a").exists() and leftovers(tmp_path) == []
+
+
+def test_absent_files_are_removed_after_the_new_ones_are_written(tmp_path):
+    (tmp_path / "web.yml").write_text("secret: s3cret\n")
+    result = run_module(files.main, {"files": [{"dest": str(tmp_path / "a"), "content": "x\n", "mode": "0644"}],
+                                     "absent": [str(tmp_path / "web.yml"), str(tmp_path / "never-there")],
+                                     "_ansible_diff": True})
+    assert isinstance(result, AnsibleExitJson), result.result
+    assert result.result["changed"] is True
+    assert result.result["absent"] == [{"path": str(tmp_path / "web.yml"), "changed": True},
+                                       {"path": str(tmp_path / "never-there"), "changed": False}]
+    assert not (tmp_path / "web.yml").exists() and (tmp_path / "a").read_text() == "x\n"
+    # The diff names the removed file, never its content.
+    assert {"path": str(tmp_path / "web.yml"), "state": "absent"} in [d.get("after") for d in result.result["diff"]]
+    assert "s3cret" not in repr(result.result)
+
+
+def test_nothing_to_remove_changes_nothing(tmp_path):
+    result = run_module(files.main, {"absent": [str(tmp_path / "gone")]})
+    assert isinstance(result, AnsibleExitJson), result.result
+    assert result.result["changed"] is False and result.result["files"] == []
+
+
+def test_check_mode_reports_a_removal_without_removing(tmp_path):
+    (tmp_path / "old").write_text("x")
+    result = run_module(files.main, {"absent": [str(tmp_path / "old")], "_ansible_check_mode": True})
+    assert result.result["changed"] is True
+    assert (tmp_path / "old").exists()
+
+
+def test_a_bad_path_to_remove_fails_before_anything_is_written(tmp_path):
+    (tmp_path / "adir").mkdir()
+    for absent in ([str(tmp_path / "adir")], ["relative/path"], [str(tmp_path / "a")]):
+        result = run_module(files.main, {"files": [{"dest": str(tmp_path / "a"), "content": "x\n", "mode": "0644"}],
+                                         "absent": absent})
+        assert isinstance(result, AnsibleFailJson), result.result
+        assert result.result["msg"].startswith("Nothing was changed: ")
+        assert not (tmp_path / "a").exists()
