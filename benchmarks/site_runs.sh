@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Wall time of site.yml on the local demo hosts (inventory/local): the first run
-# on fresh hosts, the second run (nothing to change) and --check on the same
-# hosts. Recreates the demo hosts first. Output: benchmarks/site_runs.out.txt
+# on fresh hosts, then three runs with nothing to change (their median against
+# the first: a shared machine varies by about 20% from run to run) and --check
+# on the same hosts. Recreates the demo hosts first.
+# Output: benchmarks/site_runs.out.txt
 #   benchmarks/site_runs.sh
 source "$(dirname "$0")/../scripts/lib.sh"
 bootstrap
@@ -12,8 +14,10 @@ demo_gateway_tls
 ansible-playbook -i "$INVENTORY" "$ROOT/playbooks/local_hosts.yml" >/dev/null
 demo_grafana_source
 
+# Prints the run's name, its wall time and its recap; the seconds go to $TIMES.
+TIMES=$(mktemp /tmp/site-run-times-XXXXXX)
 run() {
-  local name=$1 start end log
+  local name=$1 start end log took
   shift
   log=$(mktemp /tmp/site-run-XXXXXX.log)
   start=$(date +%s.%N)
@@ -22,7 +26,9 @@ run() {
     return 1
   fi
   end=$(date +%s.%N)
-  printf '%-22s %7.1f s\n' "$name" "$(echo "$end - $start" | bc)"
+  took=$(echo "$end - $start" | bc)
+  echo "$took" >>"$TIMES"
+  printf '%-26s %7.1f s\n' "$name" "$took"
   sed -n '/PLAY RECAP/,$p' "$log" | grep -E 'ok=' | sed 's/^/    /'
   rm -f "$log"
 }
@@ -31,8 +37,16 @@ run() {
 {
   echo "site.yml on inventory/local ($(nproc) CPUs, $(date -u +%F))"
   run "first run"
-  run "second run (no change)"
+  for i in 1 2 3; do run "no change, run $i"; done
   run "--check" --check
+  # The first run, then the three with nothing to change.
+  head -n 4 "$TIMES" | python3 -c '
+import statistics, sys
+first, *same = [float(x) for x in sys.stdin]
+median = statistics.median(same)
+print("no change: median %.1f s = %.2fx of the first run (each: %s)"
+      % (median, median / first, ", ".join("%.2fx" % (t / first) for t in same)))'
 } > "$OUT.new"
+rm -f "$TIMES"
 mv "$OUT.new" "$OUT"
 cat "$OUT"
