@@ -42,7 +42,7 @@ def main(unit, url, timeout, lines):
         if healthy(url):
             print("%s is healthy" % unit)
             return 0
-        time.sleep(2)
+        time.sleep(1)
     print("%s: %s did not answer 200 within %d s. Journal:" % (unit, url, timeout))
     print(journal(unit, lines))
     return 2
