@@ -90,3 +90,12 @@ def test_global_store_without_auth_and_the_one_datasource_when_set_empty(tmp_pat
     assert site["isDefault"] is False
     only = render(tmp_path, {}, {"grafana_fleet_datasources": []}, vm_vars={})
     assert [(d["uid"], d["url"], d["isDefault"]) for d in only] == [("prometheus", "http://10.0.0.3:9090", True)]
+
+
+def test_datasources_given_by_hand_may_leave_out_the_optional_keys(tmp_path):
+    """Only uid, name, url and kind: not the default, and no basic auth."""
+    given = [{"uid": "east", "name": "East", "url": "http://10.0.1.3:9090", "kind": "prometheus"},
+             {"uid": "west", "name": "West", "url": "http://10.0.2.3:9090", "kind": "prometheus", "is_default": True}]
+    east, west = render(tmp_path, {}, {"grafana_fleet_datasources": given}, vm_vars={})
+    assert (east["uid"], east["isDefault"], west["uid"], west["isDefault"]) == ("east", False, "west", True)
+    assert "basicAuth" not in east and "secureJsonData" not in east

@@ -3,6 +3,7 @@
 # gives up on the unit or restarts it (a crash), printing the journal tail, so a
 # broken model or flag fails in seconds instead of at the timeout.
 # Usage: wait_ready.py UNIT HEALTH_URL TIMEOUT_SECONDS JOURNAL_LINES
+# (ready.yml runs it as `python3 - UNIT ...` with the script on stdin).
 import subprocess
 import sys
 import time
