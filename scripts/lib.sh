@@ -21,6 +21,13 @@ TIMINGS="$CACHE/timings.txt"
 
 mkdir -p "$CACHE"
 
+# Python caches compiled modules (__pycache__, ignored by git) only when allowed.
+# Some machines set PYTHONDONTWRITEBYTECODE; Ansible then compiles its own code
+# and the collection's plugins again in every process and every forked task
+# worker: a preflight run on ten hosts takes 1.3-1.7 times the CPU
+# (benchmarks/bytecode_cache.sh), and the test suite starts hundreds of runs.
+unset PYTHONDONTWRITEBYTECODE
+
 log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 # Run a named step and record its wall time in .cache/timings.txt.
