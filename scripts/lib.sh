@@ -76,24 +76,46 @@ ensure_docker() {
   return 1
 }
 
+# scripts/ansible_module_bytecode.py into a Python's site directory, with the
+# .pth file that installs it at interpreter start: Ansible's module runs there
+# then keep the bytecode of what they ship instead of compiling it each time.
+# Arguments: the directory, then a command prefix to write with (as_root).
+install_module_bytecode() {
+  local site=$1
+  shift
+  "$@" install -D -m 0644 "$ROOT/scripts/ansible_module_bytecode.py" "$site/ansible_module_bytecode.py"
+  echo "import ansible_module_bytecode; ansible_module_bytecode.install()" \
+    | "$@" tee "$site/ansible-module-bytecode.pth" >/dev/null
+}
+
 ensure_venv() {
   local stamp="$VENV/.requirements.sha256" want
   want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
-  if [ -x "$VENV/bin/ansible-playbook" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    return 0
+  if [ ! -x "$VENV/bin/ansible-playbook" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "Creating the tool virtualenv .venv"
+    python3 -m venv "$VENV"
+    # pip stays for the wheelhouse download (ensure_wheelhouse); uv, hash-checked
+    # from the role's lock, installs the tools: 4 s against pip's 30 s here, cold.
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q --require-hashes -r "$UV_LOCK"
+    "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$ROOT/requirements-dev.txt"
+    echo "$want" >"$stamp"
   fi
-  log "Creating the tool virtualenv .venv"
-  python3 -m venv "$VENV"
-  # pip stays for the wheelhouse download (ensure_wheelhouse); uv, hash-checked
-  # from the role's lock, installs the tools: 4 s against pip's 30 s here, cold.
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q --require-hashes -r "$UV_LOCK"
-  "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$ROOT/requirements-dev.txt"
-  echo "$want" >"$stamp"
+  # The tests' module runs on this machine (local connections) use this Python.
+  install_module_bytecode "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 }
 
+# The image's own files beside the Debian root filesystem; the image is imported
+# again when they change (its label holds their checksum).
+IMAGE_FILES=(scripts/ansible_module_bytecode.py)
+
 ensure_image() {
-  docker image inspect "$IMAGE" >/dev/null 2>&1 && return 0
+  # Debian 12's Python reads .pth files in this directory.
+  local want site=usr/local/lib/python3.11/dist-packages
+  want=$(cd "$ROOT" && sha256sum "${IMAGE_FILES[@]}" | sha256sum | cut -d' ' -f1)
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "llmops.image-files" }}' "$IMAGE" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
   if [ ! -x "$CACHE/rootfs/sbin/init" ]; then
     log "Building a Debian 12 root filesystem with systemd (debootstrap)"
     as_root rm -rf "$CACHE/rootfs.partial"
@@ -103,8 +125,14 @@ ensure_image() {
       bookworm "$CACHE/rootfs.partial" http://deb.debian.org/debian
     as_root mv "$CACHE/rootfs.partial" "$CACHE/rootfs"
   fi
+  # Ansible's modules on the hosts keep their bytecode.
+  install_module_bytecode "$CACHE/rootfs/$site" as_root
   log "Importing $IMAGE"
-  as_root tar -C "$CACHE/rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' - "$IMAGE" >/dev/null
+  as_root tar -C "$CACHE/rootfs" -c . \
+    | docker import -c 'CMD ["/sbin/init"]' -c "LABEL llmops.image-files=$want" - "$IMAGE" >/dev/null
+  # Fails here, not as slow tests later, if that Python does not load it.
+  docker run --rm "$IMAGE" python3 -c \
+    'import sys, ansible_module_bytecode as m; assert m.PayloadFinder in sys.meta_path' >/dev/null
 }
 
 # The wheelhouse holds exactly the pinned lock (no resolution), for CPython 3.11
