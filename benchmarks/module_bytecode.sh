@@ -13,7 +13,10 @@
 # Output: benchmarks/module_bytecode.out.txt
 #   benchmarks/module_bytecode.sh
 source "$(dirname "$0")/../scripts/lib.sh"
-bootstrap_tools
+# Not bootstrap_tools: that starts a new .cache/timings.txt, the suite's record.
+ensure_host_packages
+ensure_docker
+ensure_venv
 ensure_image
 enter_venv
 OUT="$ROOT/benchmarks/module_bytecode.out.txt"

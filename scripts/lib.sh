@@ -105,14 +105,12 @@ ensure_venv() {
   install_module_bytecode "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 }
 
-# The image's own files beside the Debian root filesystem; the image is imported
-# again when they change (its label holds their checksum).
-IMAGE_FILES=(scripts/ansible_module_bytecode.py)
-
+# The image is imported again when the file it adds to the Debian root filesystem
+# changes: its label holds that file's checksum.
 ensure_image() {
   # Debian 12's Python reads .pth files in this directory.
   local want site=usr/local/lib/python3.11/dist-packages
-  want=$(cd "$ROOT" && sha256sum "${IMAGE_FILES[@]}" | sha256sum | cut -d' ' -f1)
+  want=$(sha256sum "$ROOT/scripts/ansible_module_bytecode.py" | cut -d' ' -f1)
   if [ "$(docker image inspect -f '{{ index .Config.Labels "llmops.image-files" }}' "$IMAGE" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
