@@ -4,7 +4,8 @@
 On the hosts of an inventory (default inventory/local, the demo stack, which
 must be up: scripts/demo), measures in one run:
   1. one plain restart-and-ready of a vLLM instance (systemctl restart, then
-     /health answers 200), on the first vLLM host;
+     /health answers 200), on the first vLLM host, idle and then under the load
+     below;
   2. the documented upgrade flow three times: the model alone (tiny-a to
      tiny-b), the model and a new virtualenv, and back: the inventory is edited (an extra inventory source with host
      variables) and playbooks/rolling_upgrade.yml runs, while a load of 2 req/s
@@ -13,7 +14,9 @@ Each upgrade's wall time is split into phases from Ansible's profile_tasks
 callback: stage (virtualenv and model, while serving), drain (gateway state,
 silences, waiting for requests), switch (restart and readiness), gate, and the
 rest (Ansible's own work: preflight, plan, facts, configuration). It is
-reported against (instances restarted x one plain restart-and-ready).
+reported against (instances restarted x one plain restart-and-ready), idle and
+under the load. The test image's module bytecode cache is off on the hosts for
+the run (a real host has none) and on again afterwards.
 Output: benchmarks/rolling_upgrade.out.txt
 
   .venv/bin/python benchmarks/rolling_upgrade.py [--inventory inventory/local]
@@ -32,6 +35,10 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "molecule", "shared"))
 from loadgen import LoadGenerator  # noqa: E402
+
+# ansible-inventory and ansible-playbook of the virtualenv this runs in, as the
+# README's command (.venv/bin/python ...) does not activate it.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
 PHASES = (
     ("canary", re.compile(r"\b(Canary|Canary share) \|")),
@@ -63,6 +70,16 @@ def restart_and_ready(host):
         if probe.returncode == 0:
             return time.monotonic() - start
         time.sleep(1)
+
+
+def module_bytecode(hosts, enabled):
+    """Turn the test image's module bytecode cache (scripts/ansible_module_bytecode.py)
+    on or off on the hosts: off, Ansible's work on them costs what it costs on a
+    real host, which has no such cache."""
+    pth = "/usr/local/lib/python3.11/dist-packages/ansible-module-bytecode.pth"
+    src, dest = (pth + ".off", pth) if enabled else (pth, pth + ".off")
+    for host in hosts:
+        subprocess.run(["docker", "exec", host, "sh", "-c", "[ ! -e %s ] || mv %s %s" % (src, src, dest)], check=True)
 
 
 def unit_starts(hosts):
@@ -118,12 +135,33 @@ def main():
     parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "rolling_upgrade.out.txt"))
     args = parser.parse_args()
     inventories = args.inventory or ["inventory/local"]
-    hosts = inventory_data(inventories).get("vllm", {}).get("hosts", [])
+    data = inventory_data(inventories)
+    hosts = data.get("vllm", {}).get("hosts", [])
     key = open(args.key_file).read().strip()
     lines = ["rollout benchmark on %s: %d vLLM host(s), %d CPUs, %s"
              % (" + ".join(inventories), len(hosts), os.cpu_count(), time.strftime("%Y-%m-%d", time.gmtime()))]
+    every_host = list(data["_meta"]["hostvars"])
+    module_bytecode(every_host, False)
+    try:
+        measure(args, inventories, hosts, key, lines)
+    finally:
+        module_bytecode(every_host, True)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    with open(args.output, "w") as f:
+        f.write(text)
+
+
+def measure(args, inventories, hosts, key, lines):
+    lines.append("Ansible's module bytecode cache on the hosts: off, as on a real host")
     restart = restart_and_ready(hosts[0])
     lines.append("plain restart-and-ready of one instance: %.1f s" % restart)
+    # The same restart while the load below runs: the rollout's restarts share the
+    # CPUs with serving, so this is the like-for-like baseline.
+    load = LoadGenerator(args.gateway, key, "tiny", rate=2).start()
+    restart_loaded = restart_and_ready(hosts[0])
+    load.stop()
+    lines.append("the same under the load: %.1f s" % restart_loaded)
     models = os.path.join(ROOT, ".cache", "models")
     day2 = os.path.join(tempfile.mkdtemp(), "day2.json")
     # The model alone (the issue's measure), then a model and a new virtualenv
@@ -143,11 +181,9 @@ def main():
                      "restart); requests sent %d, served %d, failed %d"
                      % (label, seconds, seconds / (restarted * restart), restarted, restarted * restart,
                         seconds / (len(hosts) * restart), len(hosts), s["sent"], s["ok"], s["failed"]))
+        lines.append("    = %.2f x (%d hosts x one restart under the load = %.1f s)"
+                     % (seconds / (len(hosts) * restart_loaded), len(hosts), len(hosts) * restart_loaded))
         lines.append("    phases (task time, s): " + ", ".join("%s %.1f" % kv for kv in phases.items()))
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    with open(args.output, "w") as f:
-        f.write(text)
 
 
 if __name__ == "__main__":
