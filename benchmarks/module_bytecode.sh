@@ -21,7 +21,6 @@ ensure_image
 enter_venv
 OUT="$ROOT/benchmarks/module_bytecode.out.txt"
 HOSTS=(bench-bytecode-1 bench-bytecode-2)
-PTH=/usr/local/lib/python3.11/dist-packages/ansible-module-bytecode.pth
 work=$(mktemp -d)
 trap 'docker rm -f "${HOSTS[@]}" >/dev/null 2>&1; rm -rf "$work"' EXIT
 
@@ -76,9 +75,10 @@ on_hosts() { for host in "${HOSTS[@]}"; do docker exec "$host" sh -c "$1"; done;
 
 {
   echo "# benchmarks/module_bytecode.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
-  on_hosts "mv $PTH /root/"
+  module_bytecode_on_hosts off "${HOSTS[@]}"
   read -r w1 c1 < <(run)
-  on_hosts "mv /root/${PTH##*/} $PTH && rm -rf /var/cache/ansible-module-bytecode"
+  module_bytecode_on_hosts on "${HOSTS[@]}"
+  on_hosts "rm -rf /var/cache/ansible-module-bytecode"
   read -r w2 c2 < <(run)
   read -r w3 c3 < <(run)
   printf '%-44s %8s %8s\n' "run (140 module runs)" "wall s" "CPU s"

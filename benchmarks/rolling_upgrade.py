@@ -72,14 +72,12 @@ def restart_and_ready(host):
         time.sleep(1)
 
 
-def module_bytecode(hosts, enabled):
+def module_bytecode(hosts, state):
     """Turn the test image's module bytecode cache (scripts/ansible_module_bytecode.py)
-    on or off on the hosts: off, Ansible's work on them costs what it costs on a
-    real host, which has no such cache."""
-    pth = "/usr/local/lib/python3.11/dist-packages/ansible-module-bytecode.pth"
-    src, dest = (pth + ".off", pth) if enabled else (pth, pth + ".off")
-    for host in hosts:
-        subprocess.run(["docker", "exec", host, "sh", "-c", "[ ! -e %s ] || mv %s %s" % (src, src, dest)], check=True)
+    off or on on the hosts (scripts/lib.sh): off, Ansible's work on them costs what
+    it costs on a real host, which has no such cache."""
+    subprocess.run(["bash", "-c", 'source "$0"; module_bytecode_on_hosts "$@"', os.path.join(ROOT, "scripts", "lib.sh"),
+                    state] + hosts, check=True)
 
 
 def unit_starts(hosts):
@@ -141,11 +139,11 @@ def main():
     lines = ["rollout benchmark on %s: %d vLLM host(s), %d CPUs, %s"
              % (" + ".join(inventories), len(hosts), os.cpu_count(), time.strftime("%Y-%m-%d", time.gmtime()))]
     every_host = list(data["_meta"]["hostvars"])
-    module_bytecode(every_host, False)
+    module_bytecode(every_host, "off")
     try:
         measure(args, inventories, hosts, key, lines)
     finally:
-        module_bytecode(every_host, True)
+        module_bytecode(every_host, "on")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     with open(args.output, "w") as f:

